@@ -1,0 +1,42 @@
+# HADIS developer entry points. Everything runs inside ./.venv (created on first use).
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export MPLBACKEND := Agg
+
+.PHONY: install run test test-unit lint typecheck layers bench profile clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[operator,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install hadis with the operator and dev extras
+
+run: install  ## the main job: simulate the paper's E1 experiment for every policy
+	$(BIN)/hadis simulate --e1 --compare --out out/e1
+
+test: install lint  ## lint, type-check, layering contracts, then every test
+	$(BIN)/python -m pytest -q tests
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: install
+	$(BIN)/ruff check operator gateway worker tests bench scripts
+	$(BIN)/ruff format --check operator gateway worker tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: install  ## benchmarks: print figures (not tests)
+	$(BIN)/python bench/bench_allocator.py
+	$(BIN)/python bench/bench_simulator.py
+
+profile: install  ## regenerate the packaged default profile from ../shared/data/hadis-l40s
+	$(BIN)/python scripts/build_default_profile.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""HADIS gateway: OpenAI-style images API, prompt router, cascade dispatch (see issue 3)."""

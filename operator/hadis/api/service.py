@@ -1,0 +1,148 @@
+"""The ``HadisService`` custom resource (hadis.io/v1alpha1): spec and status."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from hadis.api.allocation import Allocation, GpuPool, PolicyName
+from hadis.api.base import ApiModel
+from hadis.api.profile import NAME_PATTERN
+
+API_GROUP = "hadis.io"
+API_VERSION = "v1alpha1"
+KIND = "HadisService"
+DEFAULT_PROFILE = "hadis-paper-l40s"
+
+
+class VariantSpec(ApiModel):
+    """A variant to serve. ``name`` must be a variant of the profile."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    model: str | None = Field(None, description="hub id or path of the weights; default: the profile's")
+    engine: Literal["diffusers", "emulated"] | None = Field(None, description="override spec.engine")
+
+
+class PairSpec(ApiModel):
+    light: str = Field(pattern=NAME_PATTERN)
+    heavy: str = Field(pattern=NAME_PATTERN)
+
+
+class AllocationSettings(ApiModel):
+    interval_seconds: float = Field(50.0, ge=1, description="re-allocate every this many seconds")
+    ewma_alpha: float = Field(0.5, gt=0, le=1, description="weight of the newest demand sample")
+    over_provisioning: float = Field(1.05, ge=1, le=10, description="demand estimate multiplier")
+    reconfiguration_cost: float = Field(0.0, ge=0, description="FID-equivalent penalty per GPU moved")
+    solver_time_limit_seconds: float = Field(5.0, gt=0, le=300)
+
+
+class ConfigMapKeyRef(ApiModel):
+    name: str = Field(min_length=1)
+    key: str = Field("profile.json", min_length=1)
+
+
+class ProfileRef(ApiModel):
+    """Either a profile shipped with HADIS (``builtin``) or one stored in a ConfigMap."""
+
+    builtin: str | None = DEFAULT_PROFILE
+    config_map: ConfigMapKeyRef | None = None
+    time_scale: float = Field(1.0, gt=0, description="multiply every profiled latency (emulation runs)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ProfileRef:
+        if self.config_map is not None and self.builtin not in (None, DEFAULT_PROFILE):
+            raise ValueError("set either builtin or configMap, not both")
+        if self.config_map is None and self.builtin is None:
+            raise ValueError("set builtin or configMap")
+        return self
+
+
+class MetricsSource(ApiModel):
+    prometheus_url: str = Field("http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://")
+    rate_window: str = Field("1m", pattern=r"^[0-9]+(ms|s|m|h)$", description="PromQL rate() window")
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+
+
+class GatewaySettings(ApiModel):
+    replicas: int = Field(1, ge=1)
+    port: int = Field(8000, ge=1, le=65535)
+    queue_capacity: int = Field(1024, ge=1, description="requests held before answering 429")
+    score_window: int = Field(1000, ge=10, description="live scores kept for threshold calibration")
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+
+
+class Images(ApiModel):
+    gateway: str = "hadis/hadis-gateway:0.1.0"
+    worker: str = "hadis/hadis-worker:0.1.0"
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+
+class HadisServiceSpec(ApiModel):
+    variants: list[VariantSpec] = Field(min_length=1)
+    slo_seconds: float = Field(gt=0, description="latency SLO per request, seconds")
+    admission_factor: float = Field(1.5, ge=1, description="drop requests that cannot finish in factor × SLO")
+    gpu_pools: list[GpuPool] = Field(min_length=1)
+    policy: PolicyName = "hadis"
+    fixed_pair: PairSpec | None = Field(None, description="the pair for policy fixed-pair")
+    engine: Literal["diffusers", "emulated"] = "diffusers"
+    allocation: AllocationSettings = AllocationSettings()
+    profile: ProfileRef = ProfileRef()
+    metrics: MetricsSource = MetricsSource()
+    gateway: GatewaySettings = GatewaySettings()
+    images: Images = Images()
+    model_volume: dict[str, Any] | None = Field(
+        None, description="a Kubernetes volume source holding the weights (e.g. persistentVolumeClaim)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> HadisServiceSpec:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variants: duplicate names {names}")
+        pools = [p.name for p in self.gpu_pools]
+        if len(set(pools)) != len(pools):
+            raise ValueError(f"gpuPools: duplicate names {pools}")
+        if self.policy == "fixed-pair" and self.fixed_pair is None:
+            raise ValueError("fixedPair: required when policy is fixed-pair")
+        if self.fixed_pair is not None:
+            for role in ("light", "heavy"):
+                if getattr(self.fixed_pair, role) not in names:
+                    raise ValueError(f"fixedPair.{role}: not one of spec.variants {names}")
+        return self
+
+
+class Condition(ApiModel):
+    type: Literal["Ready", "Allocated", "Degraded"]
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class HadisServiceStatus(ApiModel):
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    demand_qps: float | None = None
+    allocation: Allocation | None = None
+    last_allocation_time: str | None = None
+
+
+class ObjectMeta(ApiModel):
+    """The metadata fields HADIS reads; everything else the API server adds is kept as-is."""
+
+    model_config = ApiModel.model_config | {"extra": "allow"}
+
+    name: str = Field(pattern=NAME_PATTERN)
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class HadisService(ApiModel):
+    api_version: Literal["hadis.io/v1alpha1"] = "hadis.io/v1alpha1"
+    kind: Literal["HadisService"] = "HadisService"
+    metadata: ObjectMeta
+    spec: HadisServiceSpec
+    status: HadisServiceStatus | None = None

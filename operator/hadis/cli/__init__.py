@@ -1,0 +1,1 @@
+"""The hadis command line."""

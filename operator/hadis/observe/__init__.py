@@ -1,0 +1,1 @@
+"""Prometheus I/O (issue 4)."""

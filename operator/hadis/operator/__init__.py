@@ -1,0 +1,1 @@
+"""kopf wiring: kopf run -m hadis.operator (issue 4)."""

@@ -1,0 +1,1 @@
+"""Pure decisions: the Pareto table, the HADIS MILP allocator and the paper's baselines."""

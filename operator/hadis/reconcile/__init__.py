@@ -1,0 +1,1 @@
+"""Reconcile: pure builders (spec, allocation) -> Kubernetes manifests (issue 4)."""

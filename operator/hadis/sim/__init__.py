@@ -1,0 +1,1 @@
+"""Traces and the discrete-event simulator of the cascade."""

@@ -1,0 +1,1 @@
+"""HADIS worker: diffusion engines, dynamic batching, discriminator (see issue 3)."""
