@@ -24,8 +24,10 @@ def main() -> None:
     profile, scores = convert_artifact(src)
     write_profile(profile, OUT / f"{profile.name}.json")
     write_prompt_scores(scores, OUT / f"{profile.name}.prompts.csv")
-    print(f"wrote {profile.name}: {len(profile.variants)} variants, {len(profile.sweep)} sweep rows, "
-          f"{len(scores.router)} prompts -> {OUT}")
+    print(
+        f"wrote {profile.name}: {len(profile.variants)} variants, {len(profile.sweep)} sweep rows, "
+        f"{len(scores.router)} prompts -> {OUT}"
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,11 @@ def variant(
         for b in BATCHES
     ]
     return Variant(
-        name=name, model=f"local/{name}", steps=4, guidance_scale=0.0, fid=fid,
+        name=name,
+        model=f"local/{name}",
+        steps=4,
+        guidance_scale=0.0,
+        fid=fid,
         perf=[GpuPerf(gpu_type=gpu, gpu_memory_gib=None if mem is None else 16.0, batches=points)],
     )
 

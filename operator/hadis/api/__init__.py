@@ -19,4 +19,5 @@ __all__ = [
     "LatencyRule",
     "Profile",
     "Variant",
+    "VariantAllocation",
 ]

@@ -125,14 +125,20 @@ class DecisionInput(ApiModel):
     """Everything a policy decides from. Pure data: policies never read anything else."""
 
     profile: Profile
-    table: list[CascadeRow] = Field(default_factory=list, description="the Pareto table (for cascade policies)")
+    table: list[CascadeRow] = Field(
+        default_factory=list, description="the Pareto table (for cascade policies)"
+    )
     demand_qps: float = Field(ge=0, description="estimated arrival rate to provision for")
     slo_s: float = Field(gt=0)
     pools: list[GpuPool] = Field(min_length=1)
-    variants: list[str] | None = Field(None, description="restrict to these variants (None: all in the profile)")
+    variants: list[str] | None = Field(
+        None, description="restrict to these variants (None: all in the profile)"
+    )
     previous: Allocation | None = None
     queue_lengths: dict[str, float] = Field(default_factory=dict, description="observed queue per variant")
-    arrival_qps: dict[str, float] = Field(default_factory=dict, description="observed arrival rate per variant")
+    arrival_qps: dict[str, float] = Field(
+        default_factory=dict, description="observed arrival rate per variant"
+    )
     reconfiguration_cost: float = Field(0.0, ge=0, description="FID-equivalent penalty per GPU moved")
     time_limit_s: float = Field(5.0, gt=0, description="solver time limit")
     fixed_pair: tuple[str, str] | None = Field(None, description="(light, heavy) for the fixed-pair policy")

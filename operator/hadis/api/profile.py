@@ -217,7 +217,8 @@ class Profile(ApiModel):
                         g.model_copy(
                             update={
                                 "batches": [
-                                    b.model_copy(update={"latency_s": b.latency_s * factor}) for b in g.batches
+                                    b.model_copy(update={"latency_s": b.latency_s * factor})
+                                    for b in g.batches
                                 ]
                             }
                         )
