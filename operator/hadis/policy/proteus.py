@@ -130,7 +130,10 @@ def _solve(inp: DecisionInput, options: list[_Option], normq: dict[str, float]) 
         prob.solve(solver)
     except pulp.PulpSolverError as e:
         return {}, f"solver error: {e}"
-    status = str(pulp.LpStatus.get(prob.status, prob.status))
+    if prob.sol_status == pulp.LpSolutionIntegerFeasible:
+        status = "Feasible (time limit)"
+    else:
+        status = str(pulp.LpStatus.get(prob.status, prob.status))
     if prob.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
         return {}, status
     workers = {i: round(v.value() or 0.0) for i, v in n.items()}
