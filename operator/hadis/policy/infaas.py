@@ -83,6 +83,9 @@ def _current(inp: DecisionInput, ladder: list[Variant]) -> tuple[int, str]:
     if prev is None:
         return _start(inp, ladder)
     names = [v.name for v in ladder]
+    if prev not in inp.profile.variant_names:
+        i, why = _start(inp, ladder)
+        return i, f"previous {prev} is not in the profile; {why}"
     if prev in names:
         return names.index(prev), f"current {prev}"
     key = weight_key(inp.profile, inp.profile.variant(prev))

@@ -128,7 +128,7 @@ def _solve(inp: DecisionInput, options: list[_Option], normq: dict[str, float]) 
         solver = pulp.PULP_CBC_CMD(msg=False, threads=1, timeLimit=inp.time_limit_s)
     try:
         prob.solve(solver)
-    except pulp.PulpSolverError as e:
+    except (pulp.PulpSolverError, OSError) as e:
         return {}, f"solver error: {e}"
     if prob.sol_status == pulp.LpSolutionIntegerFeasible:
         status = "Feasible (time limit)"

@@ -84,6 +84,10 @@ def test_a_mixed_previous_split_counts_as_no_history() -> None:
     assert decide_infaas(e1(demand=10, previous=prev)).split == {MEDIUM: 1.0}
 
 
+def test_a_previous_variant_unknown_to_the_profile_counts_as_no_history() -> None:
+    assert after("retired-model", demand=10) == MEDIUM
+
+
 def test_a_previous_variant_no_longer_allowed_is_replaced_by_the_next_lighter_one() -> None:
     allowed = [LIGHTNING, TURBO, MEDIUM]
     assert after(LARGE, demand=2, variants=allowed) == MEDIUM
