@@ -188,6 +188,16 @@ def solve_cascade(
     )
 
 
+def _variable(
+    prob: pulp.LpProblem, name: str, low: float | None, up: float | None, cat: str
+) -> pulp.LpVariable:
+    """A variable of ``prob`` (pulp ≥ 3.3 attaches it to the model; older pulp builds it standalone)."""
+    add = getattr(prob, "add_variable", None)
+    if add is not None:
+        return add(name, low, up, cat=cat)
+    return pulp.LpVariable(name, low, up, cat=cat)
+
+
 def _solve(
     inp: DecisionInput,
     kept: list[tuple[int, CascadeRow]],
@@ -209,22 +219,22 @@ def _solve(
     wait = {v: inp.queueing_delay_s(v) for v in variants}
 
     prob = pulp.LpProblem("hadis", pulp.LpMinimize)
-    x = [pulp.LpVariable(f"x{i}", cat="Binary") for i in range(len(rows))]
+    x = [_variable(prob, f"x{i}", 0, 1, "Binary") for i in range(len(rows))]
     vi = {v: i for i, v in enumerate(variants)}
     gi = {p.name: i for i, p in enumerate(inp.pools)}
     batch_set = {
         v: sorted({o.batch for (u, _), os in options.items() if u == v for o in os}) for v in variants
     }
-    y = {(v, b): pulp.LpVariable(f"y{vi[v]}_{b}", cat="Binary") for v in variants for b in batch_set[v]}
+    y = {(v, b): _variable(prob, f"y{vi[v]}_{b}", 0, 1, "Binary") for v in variants for b in batch_set[v]}
     z, n = {}, {}
     for (v, g), os in options.items():
         for o in os:
-            z[(v, g, o.batch)] = pulp.LpVariable(f"z{vi[v]}_{gi[g]}_{o.batch}", cat="Binary")
-            n[(v, g, o.batch)] = pulp.LpVariable(f"n{vi[v]}_{gi[g]}_{o.batch}", 0, counts[g], cat="Integer")
+            z[(v, g, o.batch)] = _variable(prob, f"z{vi[v]}_{gi[g]}_{o.batch}", 0, 1, "Binary")
+            n[(v, g, o.batch)] = _variable(prob, f"n{vi[v]}_{gi[g]}_{o.batch}", 0, counts[g], "Integer")
     lmax = {
         v: max(o.stage_s - wait[v] for (u, _), os in options.items() if u == v for o in os) for v in variants
     }
-    lat = {v: pulp.LpVariable(f"L{vi[v]}", 0, lmax[v]) for v in variants}
+    lat = {v: _variable(prob, f"L{vi[v]}", 0, lmax[v], "Continuous") for v in variants}
 
     prob += pulp.lpSum(x) == 1
     for v in variants:
@@ -264,7 +274,7 @@ def _solve(
         before = {(a.variant, a.pool): a.replicas for a in inp.previous.variants}
         moved = []
         for v, g in options:
-            m = pulp.LpVariable(f"m{vi[v]}_{gi[g]}", 0)
+            m = _variable(prob, f"m{vi[v]}_{gi[g]}", 0, None, "Continuous")
             prob += m >= pulp.lpSum(n[k] for k in n if k[:2] == (v, g)) - before.get((v, g), 0)
             moved.append(m)
         objective += inp.reconfiguration_cost * pulp.lpSum(moved)

@@ -4,7 +4,9 @@ Instead of raising, a policy that cannot meet the SLO for the whole demand serve
 with the cheapest configuration: the lightest allowed variant on every GPU that can run it, each
 worker at the largest profiled batch whose latency meets the SLO (batch 1 if none does). The
 demand beyond that capacity is reported as ``shed_qps``; the gateway's admission control answers
-those requests with an explicit error instead of letting them time out.
+those requests with an explicit error instead of letting them time out. Only workers whose batch
+latency meets the SLO count as capacity: a worker that cannot finish a batch in time serves nobody
+in time (the same convention as the non-cascade baselines).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def shedding_plan(inp: DecisionInput, policy: str, reason: str) -> Allocation:
                 throughput_qps=pool.count * b / lat,
             )
         )
-    capacity = sum(a.throughput_qps for a in allocs)
+    capacity = sum(a.throughput_qps for a in allocs if a.latency_s <= inp.slo_s)  # in-time capacity only
     shed = max(0.0, inp.demand_qps - capacity)
     gpus = sum(a.replicas for a in allocs)
     where = ", ".join(f"{a.replicas}×{a.pool} batch {a.batch_size} (L={a.latency_s:.3g} s)" for a in allocs)
