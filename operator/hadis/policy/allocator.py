@@ -166,7 +166,7 @@ def solve_cascade(
         )
     try:
         chosen, batches, replicas, status = _solve(inp, kept, options, batch_wait_factor)
-    except (pulp.PulpSolverError, OSError) as e:
+    except (pulp.PulpError, OSError) as e:  # CBC crashed, or no writable temp dir
         plan = shedding_plan(inp, policy, f"The MILP solver failed ({e})")
         return plan.model_copy(update={"solver_status": "Error", "solve_time_s": time.perf_counter() - start})
     if chosen is None:

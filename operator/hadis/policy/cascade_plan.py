@@ -46,13 +46,13 @@ def shares(row: CascadeRow) -> dict[str, float]:
 
 def paths(row: CascadeRow) -> list[tuple[str, ...]]:
     """The request paths that exist in ``row`` (see the module docstring)."""
+    sh = shares(row)
     out: list[tuple[str, ...]] = []
-    light_traffic = row.theta < 1.0 - SHARE_EPS
-    if light_traffic:
+    if row.light in sh:
         out.append((row.light,))
-    if row.theta > SHARE_EPS:
+    if row.heavy in sh and row.theta > SHARE_EPS:
         out.append((row.heavy,))
-    if light_traffic and row.tau > SHARE_EPS:
+    if row.light in sh and row.heavy in sh and row.tau > SHARE_EPS:
         out.append((row.light, row.heavy))
     return out
 

@@ -159,14 +159,27 @@ def test_overload_returns_the_shedding_plan_not_an_exception(e1: Profile) -> Non
     assert a.solver_status == "Infeasible" and "1e+03 qps" in a.reason
 
 
-def test_solver_failure_returns_the_shedding_plan(e1: Profile, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "error", [pulp.PulpSolverError("cbc crashed"), PermissionError("cbc crashed: read-only temp dir")]
+)
+def test_solver_failure_returns_the_shedding_plan(
+    e1: Profile, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
     class Broken(pulp.PULP_CBC_CMD):  # type: ignore[misc]
         def actualSolve(self, lp: object, **kw: object) -> int:
-            raise pulp.PulpSolverError("cbc crashed")
+            raise error
 
     monkeypatch.setattr(pulp, "PULP_CBC_CMD", Broken)
     a = solve_hadis(e1_input(e1, 20))
     assert a.shed and a.solver_status == "Error" and "cbc crashed" in a.reason
+
+
+def test_a_row_with_p_rounded_to_zero_has_no_heavy_path() -> None:
+    r = row("fast", "slow", 0.005, 0.0, 0.1, 29.9)  # p = 0 within the sweep's rounding tolerance
+    r = r.model_copy(update={"p": 0.0})
+    inp = decision(two_variant_profile(), 10, 2, 0.5)
+    a = solve_cascade(inp, [r], "hadis")
+    assert a.feasible and a.active_variants == ["fast"]
 
 
 # --- modelled effects ----------------------------------------------------------------------------
