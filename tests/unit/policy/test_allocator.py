@@ -221,25 +221,6 @@ def test_batches_that_do_not_fit_memory_are_never_chosen() -> None:
     assert tight.expected_fid > free.expected_fid  # less throughput per GPU → a cheaper row
 
 
-def test_a_variant_without_latencies_for_a_gpu_type_gets_nothing_in_that_pool() -> None:
-    fast = variant("fast", 0.1, 30.0, gpu="A100")
-    fast = fast.model_copy(update={"perf": [*fast.perf, variant("fast", 0.2, 30.0, gpu="T4").perf[0]]})
-    slow = variant("slow", 1.0, 20.0, gpu="A100")
-    prof = Profile(
-        name="multi", reference_gpu_type="A100", variants=[fast, slow], sweep=two_variant_profile().sweep
-    )
-    pools = [GpuPool(name="a100", gpu_type="A100", count=4), GpuPool(name="t4", gpu_type="T4", count=8)]
-    inp = DecisionInput(
-        profile=prof, table=build_pareto_table(prof.sweep), demand_qps=10, slo_s=10, pools=pools
-    )
-    a = solve_hadis(inp)
-    assert a.feasible and a.row is not None and check_allocation(inp, a) == []
-    assert not any(v.variant == "slow" and v.pool == "t4" for v in a.variants)
-    assert a.gpus_in_pool("a100") <= 4 and a.gpus_in_pool("t4") <= 8
-    # slow can only use the 4 A100s (4.44 qps at batch 2), so at most 44% of 10 qps reach it
-    assert a.row.p <= 0.444 and a.replicas("slow") == 4 and a.replicas("fast") >= 1
-
-
 def test_littles_law_queueing_pushes_to_a_cheaper_row(e1: Profile) -> None:
     calm = solve_hadis(e1_input(e1, 10))
     inp = e1_input(e1, 10, queue_lengths={"sd35-large": 40.0}, arrival_qps={"sd35-large": 10.0})  # W = 4 s
