@@ -22,7 +22,9 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-_FAST_MIN, _FAST_MAX = 256, 1 << 16
+_FAST_MIN, _FAST_MAX = 32, 1 << 16
+#: A fast-path attempt that serves fewer requests than this makes the next attempts back off.
+_FAST_WORTH = 16
 
 
 @dataclass
@@ -84,6 +86,8 @@ class Station:
     fast_path: bool = True
     record_batches: bool = False
     _chunk: int = _FAST_MIN
+    _skip: int = 0  # slow-path batches before the next fast-path attempt
+    _backoff: int = 0
 
     @property
     def replicas(self) -> int:
@@ -158,8 +162,9 @@ class Station:
                 heap, lat, batch = g.free, g.lat, g.batch
             f = heap[0]
             e = enq[h]
-            if fast and f <= e and e >= t_begin:
+            if fast and f <= e and e >= t_begin and self._try_fast():
                 m = self._fast(g, h, t_end, start, finish, served, log)
+                self._learn(m)
                 if m:
                     h += m
                     heap = g.free  # the fast path rebuilt the heap
@@ -201,6 +206,20 @@ class Station:
             served[np.asarray(drops)] = False
         return h
 
+    def _try_fast(self) -> bool:
+        if self._skip > 0:
+            self._skip -= 1
+            return False
+        return True
+
+    def _learn(self, m: int) -> None:
+        """Back off exponentially while fast-path attempts serve few requests (speed only)."""
+        if m >= _FAST_WORTH:
+            self._backoff = 0
+        else:
+            self._backoff = min(1024, 2 * self._backoff + 1)
+            self._skip = self._backoff
+
     def _fast(
         self,
         g: WorkerGroup,
@@ -239,8 +258,10 @@ class Station:
             tie[1:] |= same
             tie[:-1] |= same
             ok &= ~tie
+        if g.batch > 1 and h + e.size < self.pending and self.q_enq[h + e.size] == e[-1]:
+            ok[-1] = False  # tied with the first request after the chunk
         m = int(e.size) if bool(ok.all()) else int(np.argmin(ok))
-        self._chunk = min(_FAST_MAX, self._chunk * 2) if m == hi - h else _FAST_MIN
+        self._chunk = min(_FAST_MAX, self._chunk * 2) if m == hi - h else max(_FAST_MIN, 2 * m)
         if m == 0:
             return 0
         em, km = e[:m], keep[:m]
