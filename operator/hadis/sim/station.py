@@ -164,7 +164,7 @@ class Station:
             e = enq[h]
             if fast and f <= e and e >= t_begin and self._try_fast():
                 m = self._fast(g, h, t_end, start, finish, served, log)
-                self._learn(m)
+                self._learn(m, len(heap))
                 if m:
                     h += m
                     heap = g.free  # the fast path rebuilt the heap
@@ -174,10 +174,11 @@ class Station:
                 t = t_begin
             if t >= t_end:
                 break
-            hi = bisect_right(enq, t, h, min(n, h + batch))
+            top = h + batch
+            hi = bisect_right(enq, t, h, top if top < n else n)
             k = hi - h
             fin = t + lat[k]
-            if min(dl[h:hi]) < fin:  # admission: drop what cannot finish in time
+            if (dl[h] < fin) if k == 1 else (min(dl[h:hi]) < fin):  # admission: drop what cannot finish
                 late = [i for i in range(h, hi) if dl[i] < fin]
                 drops.extend(late)
                 k_run = k - len(late)
@@ -212,9 +213,13 @@ class Station:
             return False
         return True
 
-    def _learn(self, m: int) -> None:
-        """Back off exponentially while fast-path attempts serve few requests (speed only)."""
-        if m >= _FAST_WORTH:
+    def _learn(self, m: int, workers: int) -> None:
+        """Back off exponentially while fast-path attempts serve few requests (speed only).
+
+        An attempt costs O(workers + chunk) in numpy; it pays off when it serves more requests
+        than the batch loop would handle in that time.
+        """
+        if m >= _FAST_WORTH + workers // 8:
             self._backoff = 0
         else:
             self._backoff = min(1024, 2 * self._backoff + 1)
