@@ -52,17 +52,18 @@ def test_low_demand_puts_every_gpu_on_the_heaviest_variant() -> None:
 def test_higher_demand_moves_the_fewest_workers_needed_to_the_light_variant() -> None:
     a = two(20)  # need 25 qps: 1 slow + 3 fast = 34.4 qps; 2 slow + 2 fast = 24.4 qps is too little
     assert (a.replicas("slow"), a.replicas("fast")) == (1, 3)
-    assert a.split == {"slow": 0.25, "fast": 0.75}  # split by worker count
-    assert a.expected_fid == pytest.approx(0.25 * 20 + 0.75 * 30)
+    slow_cap = 2 / 1.8  # best quality first: slow takes what its one worker serves, fast the rest
+    assert a.split == pytest.approx({"slow": slow_cap / 20, "fast": 1 - slow_cap / 20})
+    assert a.expected_fid == pytest.approx(slow_cap / 20 * 20 + (1 - slow_cap / 20) * 30)
     assert sum(va.throughput_qps for va in a.variants) >= HEADROOM * 20
 
 
-def test_the_worker_count_split_can_overload_a_variant_and_is_reported_as_shedding() -> None:
-    a = two(5)  # 3 slow + 1 fast; slow gets 3/4 · 5 = 3.75 qps but serves 3 · 2 / 1.8 = 3.33
+def test_the_quality_first_split_keeps_every_variant_within_its_capacity() -> None:
+    a = two(5)  # 3 slow + 1 fast; a worker-count split would send slow 3.75 qps, it serves 3.33
     assert (a.replicas("slow"), a.replicas("fast")) == (3, 1)
-    assert not a.feasible and a.shed
-    assert a.shed_qps == pytest.approx(3.75 - 3 * 2 / 1.8)
-    assert "split by worker count" in a.reason
+    assert a.feasible and not a.shed and a.shed_qps == 0
+    assert a.split == pytest.approx({"slow": 3 * 2 / 1.8 / 5, "fast": 1 - 3 * 2 / 1.8 / 5})
+    assert all(a.share(v) * 5 <= a.capacity_qps(v) + 1e-9 for v in a.split)
 
 
 def test_paper_e1_shifts_workers_to_lighter_variants_as_demand_grows() -> None:
@@ -106,7 +107,7 @@ def test_multi_pool_respects_each_pool_and_its_gpu_types() -> None:
     assert a.gpus_in_pool("t4") == 2 and a.gpus_in_pool("a100") == 3
     assert {va.variant for va in a.variants if va.pool == "t4"} == {"slow"}
     assert {va.variant for va in a.variants if va.pool == "a100"} == {"fast"}  # slow cannot run on A100
-    assert a.split == {"slow": pytest.approx(0.4), "fast": pytest.approx(0.6)}
+    assert a.split == {"slow": 1.0}  # 2 slow GPUs serve the whole 1 qps, so fast gets no query
 
 
 def test_only_allowed_variants_are_used() -> None:
@@ -126,13 +127,17 @@ def test_deterministic() -> None:
 
 @settings(max_examples=80, deadline=None)
 @given(decision_inputs())
-def test_never_raises_and_reports_the_overload_of_its_split(inp: DecisionInput) -> None:
+def test_never_raises_and_splits_best_quality_first(inp: DecisionInput) -> None:
     a = decide_proteus(inp)
     check_invariants(inp, a)
     if a.solver_status == "Optimal":
         assert all(va.latency_s <= inp.slo_s for va in a.variants)
         assert sum(va.throughput_qps for va in a.variants) >= HEADROOM * inp.demand_qps - 1e-6
-        workers = {v: a.replicas(v) for v in a.split}
-        assert a.split == pytest.approx({v: w / a.gpus_used for v, w in workers.items()})
-        over = sum(max(0.0, s * inp.demand_qps - a.capacity_qps(v)) for v, s in a.split.items())
-        assert a.shed_qps == pytest.approx(over if over > 1e-9 else 0.0, abs=1e-9)
+        if inp.demand_qps > 0:
+            # best FID first, each variant within its capacity; the 1.25·D headroom means no shedding
+            for v, share in a.split.items():
+                assert share * inp.demand_qps <= a.capacity_qps(v) + 1e-6
+            fids = sorted(inp.profile.variant(v).fid for v in a.split)
+            full = [v for v in a.split if inp.profile.variant(v).fid < fids[-1]]
+            assert all(a.share(v) * inp.demand_qps == pytest.approx(a.capacity_qps(v)) for v in full)
+            assert a.feasible and a.shed_qps == 0
