@@ -19,7 +19,8 @@ allocation) + tie-breaks. Tie-breaks are tiny and deterministic: ≤ 1e-3 for th
 (cost_s, table order), ≤ 1e-4 for the number of GPUs, −1e-5 for the capacity they give (so among
 equally many GPUs the batch sizes with more headroom win), ≤ 1e-6 for the stage latencies. FID
 differences of 1e-3 or more always decide; among equal-FID rows the cheaper, earlier row wins.
-CBC runs single-threaded with a time limit, which makes the same input give the same allocation.
+CBC runs single-threaded with a fixed seed and a time limit (see :data:`CBC_OPTIONS`), so the same
+input gives the same allocation.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ BATCH_WAIT_FACTOR = 1.0
 #: The objective is multiplied by this so the tie-break terms stay far above CBC's tolerances.
 OBJECTIVE_SCALE = 1000.0
 EPS_ROW, EPS_GPU, EPS_CAPACITY, EPS_LATENCY = 1e-3, 1e-4, 1e-5, 1e-6
+#: A fixed branch-and-cut seed (CBC's default, -1, seeds from the clock) so the same input always
+#: gives the same answer. CBC is run *without* ``-threads``: it is single-threaded by default, and
+#: ``-threads 1`` switches on its threaded tree search, whose main thread sometimes misses the
+#: worker's wake-up and sleeps out a 10 s timed wait (measured on the bundled CBC: ~1 solve in 250
+#: took 10.01 s instead of 20 ms; "Thread 0 ... waiting to start 10.000259" in CBC's log).
+CBC_OPTIONS = ["randomCbcSeed 20250901"]
 
 
 def solve_hadis(
@@ -280,7 +287,8 @@ def _solve(
         objective += inp.reconfiguration_cost * pulp.lpSum(moved)
     prob += OBJECTIVE_SCALE * objective
 
-    prob.solve(pulp.PULP_CBC_CMD(msg=False, threads=1, timeLimit=inp.time_limit_s))
+    solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=inp.time_limit_s, options=CBC_OPTIONS)
+    prob.solve(solver)
     status = pulp.LpStatus[prob.status]
     if prob.status != pulp.LpStatusOptimal or prob.sol_status not in (
         pulp.LpSolutionOptimal,
