@@ -164,7 +164,7 @@ def solve_cascade(
     kept = prefilter(inp, table, options)
     if not kept:
         why = (
-            f"No row of the {len(table)}-row table can serve {inp.demand_qps:.3g} qps within the "
+            f"No row of the {len(table)}-row table can serve {inp.demand_qps:.4g} qps within the "
             f"{inp.slo_s:g} s SLO on {inp.total_gpus} GPU(s), even at its fastest batch and best throughput"
         )
         plan = shedding_plan(inp, policy, why)
@@ -188,7 +188,7 @@ def solve_cascade(
         replicas,
         options,
         solver_status=status,
-        n_rows=(len(table), len(kept)),
+        n_rows=(len(table), len(kept), sum(r.fid < chosen.fid for r in table)),
         batch_wait_factor=batch_wait_factor,
         use_spare_gpus=use_spare_gpus,
         started=start,

@@ -80,7 +80,7 @@ def build_allocation(
     options: dict[tuple[str, str], list[StageOption]],
     *,
     solver_status: str,
-    n_rows: tuple[int, int],
+    n_rows: tuple[int, int, int],
     batch_wait_factor: float,
     use_spare_gpus: bool,
     started: float,
@@ -131,9 +131,16 @@ def gpus_started(previous: Allocation | None, alloc: Allocation) -> int:
 
 
 def explain(
-    inp: DecisionInput, alloc: Allocation, n_rows: tuple[int, int], minimal: int, batch_wait_factor: float
+    inp: DecisionInput,
+    alloc: Allocation,
+    n_rows: tuple[int, int, int],
+    minimal: int,
+    batch_wait_factor: float,
 ) -> str:
-    """One paragraph: the row, each stage's demand vs capacity, the path latency vs SLO, and why."""
+    """One paragraph: the row, each stage's demand vs capacity, the path latency vs SLO, and why.
+
+    ``n_rows`` is (rows in the table, rows left after the pre-filter, rows with a lower FID).
+    """
     assert alloc.row is not None
     row = alloc.row
     parts = []
@@ -145,20 +152,26 @@ def explain(
         wait = inp.queueing_delay_s(v)
         stage_s[v] = batch_wait_factor * lat + wait
         parts.append(
-            f"{role} {v} gets {share:.0%} of the load = {inp.demand_qps * share:.3g} qps vs capacity "
-            f"{alloc.capacity_qps(v):.3g} qps on {alloc.replicas(v)} GPU(s) at batch {alloc.batch_size(v)} "
+            f"{role} {v} gets {share:.0%} of the load = {inp.demand_qps * share:.4g} qps vs capacity "
+            f"{alloc.capacity_qps(v):.4g} qps on {alloc.replicas(v)} GPU(s) at batch {alloc.batch_size(v)} "
             f"(L={lat:.3g} s, queueing {wait:.3g} s)"
         )
     worst = path_latency(row, stage_s)
     used = alloc.gpus_used
     text = (
         f"Row {row.label} (FID {row.fid:g}, p={row.p:.2f}) is the best-quality row of the {n_rows[1]} "
-        f"candidate rows ({n_rows[0]} in the table) that meets the SLO at {inp.demand_qps:.3g} qps: "
+        f"candidate rows ({n_rows[0]} in the table) that meets the SLO at {inp.demand_qps:.4g} qps: "
         f"{'; '.join(parts)}. Worst path latency {worst:.3g} s ≤ SLO {inp.slo_s:g} s "
         f"(batch-wait factor {batch_wait_factor:g}). {used} of {inp.total_gpus} GPU(s) used, "
         f"{used - minimal} of them spare headroom beyond the {minimal} the demand needs. "
-        "Every row with a lower FID needs more GPUs than the budget or breaks the SLO at this load"
     )
+    if n_rows[2] == 0:
+        text += "No row of the table has a lower FID"
+    else:
+        text += (
+            f"The {n_rows[2]} row(s) with a lower FID need more GPUs than the budget or break the SLO "
+            "at this load"
+        )
     if inp.previous is not None and inp.reconfiguration_cost > 0:
         text += (
             f" (or is not worth the reconfiguration cost of {inp.reconfiguration_cost:g} FID per GPU moved; "

@@ -58,8 +58,8 @@ def shedding_plan(inp: DecisionInput, policy: str, reason: str) -> Allocation:
     where = ", ".join(f"{a.replicas}×{a.pool} batch {a.batch_size} (L={a.latency_s:.3g} s)" for a in allocs)
     plan = (
         f"Load-shedding plan: every query goes to the lightest variant {v.name} (FID {v.fid:g}) on "
-        f"{gpus} GPU(s) [{where or 'no pool has its GPU type'}]; capacity {capacity:.3g} qps vs demand "
-        f"{inp.demand_qps:.3g} qps, so {shed:.3g} qps are shed (SLO {inp.slo_s:g} s)."
+        f"{gpus} GPU(s) [{where or 'no pool has its GPU type'}]; capacity {capacity:.4g} qps vs demand "
+        f"{inp.demand_qps:.4g} qps, so {shed:.4g} qps are shed (SLO {inp.slo_s:g} s)."
     )
     return Allocation(
         policy=policy,
