@@ -45,28 +45,36 @@ def add_spares(
     before: Replicas = {}
     if inp.previous is not None and inp.reconfiguration_cost > 0:
         before = {(a.variant, a.pool): a.replicas for a in inp.previous.variants}
-    for pool in inp.pools:
-        spare = pool.count - sum(k for (_, g), k in out.items() if g == pool.name)
-        usable: dict[str, StageOption] = {}
+    order = list(sh)
+
+    def usable(pool: str) -> dict[str, StageOption]:
+        """Stages that can take one more GPU of ``pool`` with every path still within the SLO."""
+        out_: dict[str, StageOption] = {}
         for v in sh:
-            o = _option(options, v, pool.name, batches[v])
+            o = _option(options, v, pool, batches[v])
             if (
                 o is not None
                 and path_latency(row, {**stage, v: max(stage.get(v, 0.0), o.stage_s)}) <= inp.slo_s
             ):
-                usable[v] = o
-        for v, o in usable.items():  # restore the previous allocation first
+                out_[v] = o
+        return out_
+
+    def add(v: str, o: StageOption, k: int) -> None:
+        out[(v, o.pool)] = out.get((v, o.pool), 0) + k
+        cap[v] += k * o.thr_qps
+        stage[v] = max(stage.get(v, 0.0), o.stage_s)
+
+    for pool in inp.pools:
+        spare = pool.count - sum(k for (_, g), k in out.items() if g == pool.name)
+        for v in order:  # restore the previous allocation first
+            o = usable(pool.name).get(v)
             k = min(spare, max(0, before.get((v, pool.name), 0) - out.get((v, pool.name), 0)))
-            if k > 0:
-                out[(v, pool.name)] = out.get((v, pool.name), 0) + k
-                cap[v] += k * o.thr_qps
+            if o is not None and k > 0:
+                add(v, o, k)
                 spare -= k
-        while spare > 0 and usable:
-            order = list(sh)
-            v = max(usable, key=lambda u: (sh[u] / cap[u] if cap[u] > 0 else float("inf"), -order.index(u)))
-            out[(v, pool.name)] = out.get((v, pool.name), 0) + 1
-            cap[v] += usable[v].thr_qps
-            stage[v] = max(stage.get(v, 0.0), usable[v].stage_s)
+        while spare > 0 and (cands := usable(pool.name)):
+            v = max(cands, key=lambda u: (sh[u] / cap[u] if cap[u] > 0 else float("inf"), -order.index(u)))
+            add(v, cands[v], 1)
             spare -= 1
     return out
 

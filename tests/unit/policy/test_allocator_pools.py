@@ -10,7 +10,8 @@ from tests.factories import two_variant_profile, variant
 
 from hadis.api import DecisionInput, GpuPool, Profile
 from hadis.policy.allocator import solve_hadis
-from hadis.policy.cascade_plan import check_allocation, path_latency, shares
+from hadis.policy.allocator_result import add_spares
+from hadis.policy.cascade_plan import check_allocation, path_latency, shares, stage_options
 from hadis.policy.pareto import build_pareto_table
 
 
@@ -98,3 +99,18 @@ def test_multi_pool_optimum_equals_exhaustive_enumeration(
     assert (a.expected_fid if a.feasible else None) == brute_force_fid(inp)
     if a.feasible:
         assert check_allocation(inp, a) == []
+
+
+def test_spare_gpus_on_a_slower_pool_never_break_the_escalated_path() -> None:
+    # batch 2: fast 0.18 s (A100) / 0.45 s (T4); slow 1.8 s (A100) / 3.96 s (T4). With a 4.3 s SLO
+    # either stage may also run on T4, but not both: 0.45 + 3.96 > 4.3. The 24 spare T4s first go
+    # to slow (busier: 50% of the load on 3.3 qps vs 100% on 11 qps) until fast becomes the busier
+    # stage after about 5; fast must still get none.
+    prof = two_gpu_profile(slow_on_t4=True)
+    r = next(r for r in prof.sweep if (r.theta, r.tau) == (0.0, 0.5))
+    inp = DecisionInput(profile=prof, table=[r], demand_qps=2, slo_s=4.3, pools=pools(4, 24))
+    batches = {"fast": 2, "slow": 2}
+    out = add_spares(inp, r, batches, {("fast", "a100"): 1, ("slow", "a100"): 1}, stage_options(inp, 1.0))
+    assert out == {("fast", "a100"): 1, ("slow", "a100"): 3, ("slow", "t4"): 24}
+    stage = {"fast": 0.18, "slow": 2 * 2.2 * 0.9}
+    assert path_latency(r, stage) <= 4.3 < path_latency(r, {**stage, "fast": 0.45})
