@@ -111,19 +111,20 @@ def configs(args: argparse.Namespace, names: list[str]) -> tuple[Trace, dict[str
         trace = presets.e1_trace()
         if args.target_qps is not None:
             trace = compress_to_qps(trace, positive("--target-qps", args.target_qps))
-        base_profile = presets.e1_config().profile
-        extra = _policy_extras(args, base_profile)
-        return trace, {n: presets.e1_config(n, **over, **extra) for n in names}
+        names_v, pair = _policy_extras(args, presets.e1_config().profile)
+        return trace, {n: presets.e1_config(n, **over, variants=names_v, fixed_pair=pair) for n in names}
     trace = read_trace(args.trace, args.target_qps, args.seed)
     profile = load(args)
     slo = positive("--slo", args.slo)
     scores = load_prompt_scores(args.profile) if _has_scores(args.profile) else None
+    names_v, pair = _policy_extras(args, profile)
     cfg = SimConfig(
         profile=profile,
         pools=tuple(pools(args, profile)),
         slo_s=slo,
         scores=scores,
-        **_policy_extras(args, profile),
+        variants=names_v,
+        fixed_pair=pair,
     )
     cfg = dataclasses.replace(cfg, **over)  # type: ignore[arg-type]
     return trace, dict.fromkeys(names, cfg)
@@ -137,9 +138,11 @@ def _has_scores(ref: str) -> bool:
     return True
 
 
-def _policy_extras(args: argparse.Namespace, profile: Profile) -> dict[str, object]:
+def _policy_extras(
+    args: argparse.Namespace, profile: Profile
+) -> tuple[tuple[str, ...] | None, tuple[str, str] | None]:
     names = variants(args, profile)
-    return {"variants": tuple(names) if names else None, "fixed_pair": fixed_pair(args, profile)}
+    return (tuple(names) if names else None), fixed_pair(args, profile)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ import pulp
 
 from hadis.api.allocation import Allocation, DecisionInput, GpuPool, VariantAllocation
 from hadis.api.profile import Variant
+from hadis.policy.allocator import CBC_OPTIONS
 from hadis.policy.common import (
     allowed_by_weight,
     expected_fid,
@@ -128,7 +129,7 @@ def _solve(inp: DecisionInput, options: list[_Option], normq: dict[str, float]) 
     prob += pulp.lpSum(o.throughput * n[i] for i, o in enumerate(options)) >= HEADROOM * inp.demand_qps
     with warnings.catch_warnings():  # PuLP 3.3 warns that the bundled CBC goes away in PuLP 4
         warnings.simplefilter("ignore", DeprecationWarning)
-        solver = pulp.PULP_CBC_CMD(msg=False, threads=1, timeLimit=inp.time_limit_s)
+        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=inp.time_limit_s, options=CBC_OPTIONS)
     try:
         prob.solve(solver)
     except (pulp.PulpSolverError, OSError) as e:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+from tests.factories import decision, two_variant_profile
 
 from hadis.api import Allocation, CascadeRow, HadisService, HadisServiceSpec
 from hadis.api.base import describe_validation_error
-from tests.factories import decision, two_variant_profile
 
 SPEC = {
     "variants": [{"name": "fast"}, {"name": "slow"}],
@@ -42,7 +42,11 @@ def test_spec_defaults_and_camel_case_round_trip() -> None:
     [
         ({"sloSeconds": 0}, "sloSeconds", "greater than 0"),
         ({"policy": "fastest"}, "policy", "Input should be 'hadis'"),
-        ({"gpuPools": [{"name": "p", "gpuType": "L40S", "count": -1}]}, "gpuPools.0.count", "greater than or"),
+        (
+            {"gpuPools": [{"name": "p", "gpuType": "L40S", "count": -1}]},
+            "gpuPools.0.count",
+            "greater than or equal to 0",
+        ),
         ({"gpuPools": [{"name": "P_1", "gpuType": "L40S", "count": 1}]}, "gpuPools.0.name", "pattern"),
         ({"variants": []}, "variants", "at least 1"),
         ({"sloSecond": 6}, "sloSecond", "Extra inputs are not permitted"),
@@ -84,7 +88,8 @@ def test_decision_input_rejects_unknown_variant_and_gpu_type() -> None:
         decision(p, 1, 4, 6, variants=["nope"])
     inp = decision(p, 1, 4, 6)
     with pytest.raises(ValidationError, match="gpuType"):
-        type(inp).model_validate({**inp.model_dump(), "pools": [{"name": "x", "gpu_type": "H100", "count": 1}]})
+        pools = [{"name": "x", "gpu_type": "H100", "count": 1}]
+        type(inp).model_validate({**inp.model_dump(), "pools": pools})
 
 
 def test_queueing_delay_is_littles_law() -> None:
@@ -94,9 +99,8 @@ def test_queueing_delay_is_littles_law() -> None:
 
 
 def test_hadis_service_object() -> None:
-    obj = HadisService.model_validate(
-        {"apiVersion": "hadis.io/v1alpha1", "kind": "HadisService", "metadata": {"name": "demo", "uid": "u"}, "spec": SPEC}
-    )
+    head = {"apiVersion": "hadis.io/v1alpha1", "kind": "HadisService"}
+    obj = HadisService.model_validate({**head, "metadata": {"name": "demo", "uid": "u"}, "spec": SPEC})
     assert obj.metadata.name == "demo"
     with pytest.raises(ValidationError):
-        HadisService.model_validate({"apiVersion": "v1", "kind": "HadisService", "metadata": {"name": "d"}, "spec": SPEC})
+        HadisService.model_validate({**head, "apiVersion": "v1", "metadata": {"name": "d"}, "spec": SPEC})

@@ -6,10 +6,10 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.factories import row
 
 from hadis.api import CascadeRow
 from hadis.policy.pareto import build_pareto_table, dominates, overlap, table_for
-from tests.factories import row
 
 
 def brute_force(rows: list[CascadeRow]) -> set[tuple[str, str, float, float]]:
