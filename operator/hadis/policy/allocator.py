@@ -38,12 +38,15 @@ from hadis.policy.cascade_plan import StageOption, paths, shares, stage_options
 from hadis.policy.pareto import table_for
 from hadis.policy.shedding import shedding_plan
 
-#: Multiplies every profiled batch latency in the SLO constraint. 1.0 is the paper's form (a query's
-#: stage takes one batch latency). With dynamic batching a query that arrives just after a batch
-#: started waits for it first, so the true worst case per stage is up to 2 × L(b); values in
-#: [1, 2] trade quality for fewer SLO violations. Tune against the simulator; the observed
-#: queueing delay W (Little's law) is added on top either way.
-BATCH_WAIT_FACTOR = 1.0
+#: Multiplies every profiled batch latency in the SLO constraint. With dynamic batching a query
+#: that arrives just after its worker started a batch waits for that batch first, so a stage's
+#: worst case is 2 × L(b), not the L(b) of the paper's constraint (:data:`PAPER_BATCH_WAIT_FACTOR`).
+#: HADIS provisions for the worst case: on the paper's E1 it cut SLO violations from 0.0084 to 0 for
+#: a mean FID of 22.44 instead of 22.39 (measured with ``hadis simulate --e1``; factors 1.25 / 1.5
+#: gave 0.0023 / 0.0005). The observed queueing delay W (Little's law) is added on top either way.
+BATCH_WAIT_FACTOR = 2.0
+#: The paper's form: one batch latency per stage (used by the DiffServe baseline).
+PAPER_BATCH_WAIT_FACTOR = 1.0
 #: The objective is multiplied by this so the tie-break terms stay far above CBC's tolerances.
 OBJECTIVE_SCALE = 1000.0
 EPS_ROW, EPS_GPU, EPS_CAPACITY, EPS_LATENCY = 1e-3, 1e-4, 1e-5, 1e-6

@@ -6,6 +6,9 @@ keeping only the rows the policy may use, and hands it to :func:`solve_cascade`:
 * ``diffserve``: DiffServe's cascade, one fixed pair with the discriminator only (θ = 0). The pair
   is sd35-large-turbo → sd35-large when both are allowed (the paper's DiffServe setting on the SD3.5
   family); otherwise the lightest → the best-quality allowed variant (:func:`default_pair`).
+  DiffServe's published allocator bounds each stage by one batch latency, so this baseline keeps
+  :data:`~hadis.policy.allocator.PAPER_BATCH_WAIT_FACTOR`; the ablations below share HADIS's
+  worst-case form (:data:`~hadis.policy.allocator.BATCH_WAIT_FACTOR`).
 * ``router-only``: any pair, router only (τ = 0).
 * ``disc-only``: any pair, discriminator only (θ = 0).
 * ``fixed-pair``: one pair (``inp.fixed_pair``; the DiffServe pair when unset), any θ and τ.
@@ -19,7 +22,7 @@ from collections.abc import Callable
 
 from hadis.api.allocation import Allocation, DecisionInput
 from hadis.api.profile import CascadeRow
-from hadis.policy.allocator import solve_cascade
+from hadis.policy.allocator import BATCH_WAIT_FACTOR, PAPER_BATCH_WAIT_FACTOR, solve_cascade
 from hadis.policy.pareto import table_for
 from hadis.policy.shedding import lightest_allowed, shedding_plan
 
@@ -37,12 +40,18 @@ def default_pair(inp: DecisionInput) -> tuple[str, str]:
     return (lightest_allowed(inp).name, best.name)
 
 
-def _restricted(inp: DecisionInput, policy: str, what: str, keep: Callable[[CascadeRow], bool]) -> Allocation:
+def _restricted(
+    inp: DecisionInput,
+    policy: str,
+    what: str,
+    keep: Callable[[CascadeRow], bool],
+    batch_wait_factor: float = BATCH_WAIT_FACTOR,
+) -> Allocation:
     table = table_for(inp.profile, variants=inp.allowed_variants, keep=keep)
     if not table:
         why = f"Policy {policy}: the profile's sweep has no {what} row among the allowed variants"
         return shedding_plan(inp, policy, why)
-    return solve_cascade(inp, table, policy)
+    return solve_cascade(inp, table, policy, batch_wait_factor=batch_wait_factor)
 
 
 def _pair(pair: tuple[str, str]) -> Callable[[CascadeRow], bool]:
@@ -54,7 +63,11 @@ def decide_diffserve(inp: DecisionInput) -> Allocation:
     pair = default_pair(inp)
     is_pair = _pair(pair)
     return _restricted(
-        inp, "diffserve", f"{pair[0]}->{pair[1]} θ=0", lambda r: is_pair(r) and r.theta <= _ZERO
+        inp,
+        "diffserve",
+        f"{pair[0]}->{pair[1]} θ=0",
+        lambda r: is_pair(r) and r.theta <= _ZERO,
+        batch_wait_factor=PAPER_BATCH_WAIT_FACTOR,
     )
 
 

@@ -207,7 +207,8 @@ def _quality_first_split(
         left -= take
     if left > 0:  # over capacity: the excess stays with the last (lightest) variant and shows as shed
         assigned[order[-1]] = assigned.get(order[-1], 0.0) + left
-    return {name: q / inp.demand_qps for name, q in assigned.items()}
+    # every variant with workers stays in the split (share 0 when better variants take everything)
+    return {name: assigned.get(name, 0.0) / inp.demand_qps for name in order}
 
 
 def _cap(allocs: list[VariantAllocation], name: str) -> float:

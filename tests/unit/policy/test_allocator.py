@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from tests.factories import decision, row, two_variant_profile, variant
 
 from hadis.api import BatchPoint, DecisionInput, GpuPerf, GpuPool, Profile, Variant
-from hadis.policy.allocator import solve_cascade, solve_hadis
+from hadis.policy.allocator import BATCH_WAIT_FACTOR, PAPER_BATCH_WAIT_FACTOR, solve_cascade, solve_hadis
 from hadis.policy.allocator_reference import enumerate_best
 from hadis.policy.cascade_plan import check_allocation, path_latency, stage_latencies
 from hadis.policy.pareto import build_pareto_table
@@ -87,10 +87,14 @@ def test_e1_quality_degrades_monotonically_with_load(e1: Profile) -> None:
 
 
 def test_zero_demand_gives_the_best_row_that_fits_with_one_gpu_per_stage(e1: Profile) -> None:
-    a = solve_hadis(e1_input(e1, 0), use_spare_gpus=False)
+    a = solve_hadis(e1_input(e1, 0), use_spare_gpus=False, batch_wait_factor=PAPER_BATCH_WAIT_FACTOR)
     assert a.feasible and a.row is not None and a.expected_fid == 19.29
     assert {v: a.replicas(v) for v in a.active_variants} == {"sd35-medium": 1, "sd35-large": 1}
     assert "No row of the table has a lower FID" in a.reason
+    # provisioning for a wait behind an in-flight batch (2 × L), medium + large no longer fit 6 s
+    # on the escalated path (2 × 1.3 + 2 × 2.7 = 8 s); the best τ = 0 row (paths 2.6 s / 5.4 s) wins
+    b = solve_hadis(e1_input(e1, 0), use_spare_gpus=False)
+    assert b.row is not None and (b.row.tau, b.expected_fid) == (0.0, 19.3)
 
 
 # --- the optimum against brute force -------------------------------------------------------------
@@ -130,8 +134,8 @@ def test_milp_optimum_equals_exhaustive_enumeration(
     prof = PROFILES[name]
     heavy = prof.variant_names[-1]
     inp = decision(prof, demand, gpus, slo, queue_lengths={heavy: queue}, arrival_qps={heavy: 4.0})
-    a = solve_hadis(inp)
-    ref = enumerate_best(inp, inp.table)
+    a = solve_hadis(inp, batch_wait_factor=BATCH_WAIT_FACTOR)
+    ref = enumerate_best(inp, inp.table, batch_wait_factor=BATCH_WAIT_FACTOR)
     assert (a.expected_fid if a.feasible else None) == (ref.row.fid if ref else None)
     if a.feasible:
         assert check_allocation(inp, a) == []
@@ -235,7 +239,8 @@ def test_littles_law_queueing_pushes_to_a_cheaper_row(e1: Profile) -> None:
 
 def test_batch_wait_factor_tightens_the_latency_constraint(e1: Profile) -> None:
     inp = e1_input(e1, 5)  # plain: medium → large θ=0.2 τ=0.5, escalated path 2.34 + 2.7 s ≤ 6 s
-    plain, cautious = solve_hadis(inp), solve_hadis(inp, batch_wait_factor=2.0)
+    plain, cautious = solve_hadis(inp, batch_wait_factor=PAPER_BATCH_WAIT_FACTOR), solve_hadis(inp)
+    assert BATCH_WAIT_FACTOR == 2.0
     assert cautious.expected_fid > plain.expected_fid
     assert check_allocation(inp, cautious, 2.0) == [] and check_allocation(inp, plain, 2.0) != []
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from tests.factories import two_variant_profile, variant
 
 from hadis.api import DecisionInput, GpuPool, Profile
-from hadis.policy.allocator import solve_hadis
+from hadis.policy.allocator import PAPER_BATCH_WAIT_FACTOR, solve_hadis
 from hadis.policy.allocator_result import add_spares
 from hadis.policy.cascade_plan import check_allocation, path_latency, shares, stage_options
 from hadis.policy.pareto import build_pareto_table
@@ -95,7 +95,7 @@ def test_multi_pool_optimum_equals_exhaustive_enumeration(
     prof = two_gpu_profile(slow_on_t4)
     table = build_pareto_table(prof.sweep)[::2]  # every other row keeps the enumeration small
     inp = DecisionInput(profile=prof, table=table, demand_qps=demand, slo_s=slo, pools=pools(a100, t4))
-    a = solve_hadis(inp)
+    a = solve_hadis(inp, batch_wait_factor=PAPER_BATCH_WAIT_FACTOR)  # brute_force_fid uses one L(b)
     assert (a.expected_fid if a.feasible else None) == brute_force_fid(inp)
     if a.feasible:
         assert check_allocation(inp, a) == []

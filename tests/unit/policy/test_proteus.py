@@ -107,7 +107,7 @@ def test_multi_pool_respects_each_pool_and_its_gpu_types() -> None:
     assert a.gpus_in_pool("t4") == 2 and a.gpus_in_pool("a100") == 3
     assert {va.variant for va in a.variants if va.pool == "t4"} == {"slow"}
     assert {va.variant for va in a.variants if va.pool == "a100"} == {"fast"}  # slow cannot run on A100
-    assert a.split == {"slow": 1.0}  # 2 slow GPUs serve the whole 1 qps, so fast gets no query
+    assert a.split == {"slow": 1.0, "fast": 0.0}  # 2 slow GPUs serve the whole 1 qps
 
 
 def test_only_allowed_variants_are_used() -> None:
@@ -137,7 +137,7 @@ def test_never_raises_and_splits_best_quality_first(inp: DecisionInput) -> None:
             # best FID first, each variant within its capacity; the 1.25·D headroom means no shedding
             for v, share in a.split.items():
                 assert share * inp.demand_qps <= a.capacity_qps(v) + 1e-6
-            fids = sorted(inp.profile.variant(v).fid for v in a.split)
-            full = [v for v in a.split if inp.profile.variant(v).fid < fids[-1]]
+            fids = sorted(inp.profile.variant(v).fid for v, share in a.split.items() if share > 0)
+            full = [v for v, sh in a.split.items() if sh > 0 and inp.profile.variant(v).fid < fids[-1]]
             assert all(a.share(v) * inp.demand_qps == pytest.approx(a.capacity_qps(v)) for v in full)
             assert a.feasible and a.shed_qps == 0
