@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from hadis.api import DecisionInput, GpuPerf, GpuPool, Profile
 from hadis.api.allocation import Allocation
-from hadis.policy.allocator import solve_cascade
+from hadis.policy.allocator import BATCH_WAIT_FACTOR, solve_cascade
 from hadis.policy.allocator_reference import enumerate_best
 from hadis.policy.pareto import table_for
 from hadis.profiles import load_profile
@@ -96,7 +96,7 @@ def scenario(name: str, profile: Profile, pools: list[GpuPool], demands: list[fl
             mismatches += 1
         if len(pools) == 1:
             t = time.perf_counter()
-            ref = enumerate_best(inp, table)
+            ref = enumerate_best(inp, table, batch_wait_factor=BATCH_WAIT_FACTOR)
             ref_times.append(time.perf_counter() - t)
             mismatches += (ref.row.fid if ref else None) != (a.expected_fid if a.feasible else None)
     gpus = sum(p.count for p in pools)
