@@ -137,24 +137,44 @@ def parse_sweep_csv(text: str, source: str, names: dict[int, str]) -> list[Casca
         raise InputFileError(f"{source}: missing column(s) {missing}; has {reader.fieldnames}")
     rows: list[CascadeRow] = []
     for n, rec in enumerate(reader, start=2):
+        where = f"{source}:{n}"
+        num = {c: _number(rec, c, where) for c in need}
+        if rec.get("latency") not in (None, ""):
+            num["latency"] = _number(rec, "latency", where)
         try:
-            light, heavy = names[int(rec["light_model"])], names[int(rec["heavy_model"])]
+            light, heavy = names[int(num["light_model"])], names[int(num["heavy_model"])]
+        except KeyError as e:
+            raise InputFileError(f"{where}: unknown model index {e}; known {sorted(names)}") from None
+        try:
             rows.append(
                 CascadeRow(
                     light=light,
                     heavy=heavy,
-                    theta=float(rec["router_ratio"]),
-                    tau=float(rec["disc_ratio"]),
-                    p=float(rec["threshold"]),
-                    cost_s=float(rec["latency"]) if rec.get("latency") else None,
-                    fid=float(rec["fid"]),
+                    theta=num["router_ratio"],
+                    tau=num["disc_ratio"],
+                    p=num["threshold"],
+                    cost_s=num.get("latency"),
+                    fid=num["fid"],
                 )
             )
-        except KeyError as e:
-            raise InputFileError(f"{source}:{n}: unknown model index {e}; known {sorted(names)}") from None
-        except (ValueError, TypeError) as e:
-            msg = describe_validation_error(e, f"{source}:{n}") if isinstance(e, ValidationError) else str(e)
-            raise InputFileError(f"{source}:{n}: {msg}") from None
+        except ValidationError as e:
+            raise InputFileError(describe_validation_error(e, where)) from None
+    return rows
+
+
+def _number(rec: dict[str, str | None], column: str, where: str) -> float:
+    value = rec.get(column)
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputFileError(f"{where}: column {column!r}: expected a number, got {value!r}") from None
+
+
+def read_sweep_csv(path: Path, names: dict[int, str]) -> list[CascadeRow]:
+    """Read a sweep CSV file (see :func:`parse_sweep_csv`)."""
+    rows = parse_sweep_csv(_read(path), str(path), names)
+    if not rows:
+        raise InputFileError(f"{path}: no configurations")
     return rows
 
 

@@ -35,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `hadis table | head`: the reader left, nothing more to say
+        sys.stderr.close()
+        return 0
     return code
 
 
