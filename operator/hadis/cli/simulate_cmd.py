@@ -75,7 +75,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--admission-factor", type=float, default=None, help="drop if not done in factor × SLO (1.5)"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="write PNG timelines and report JSON here")
+    p.add_argument(
+        "--out", type=Path, default=None, help="write PNG timelines and JSON reports here (out/<trace name>)"
+    )
+    p.add_argument("--no-plots", action="store_true", help="write no PNG timelines or JSON reports")
     p.set_defaults(run=run)
 
 
@@ -176,8 +179,8 @@ def run(args: argparse.Namespace) -> int:
             f"FID {_fmt(rep.mean_fid)}  ({rep.wall_time_s:.2f} s)"
         )
         reports.append(rep)
-    if args.out is not None:
-        write_outputs(reports, args.out)
+    if not args.no_plots:
+        write_outputs(reports, args.out if args.out is not None else Path("out") / trace.name)
     if args.json:
         print_json({"results": [summary(r) for r in reports]})
     else:

@@ -72,13 +72,3 @@ def test_sweep_referring_to_unknown_variant_is_rejected(paper_profile) -> None: 
     bad["sweep"][3]["heavy"] = "sd99"  # type: ignore[index]
     with pytest.raises(InputFileError, match=r"sweep\[3\].heavy: unknown variant 'sd99'"):
         parse_profile(json.dumps(bad), "p.json")
-
-
-def test_packaged_profile_matches_the_artifact(shared_data: Path, paper_profile) -> None:  # type: ignore[no-untyped-def]
-    """Contract: the packaged files are exactly what scripts/build_default_profile.py produces."""
-    from hadis.profiles import convert_artifact
-
-    profile, scores = convert_artifact(shared_data / "hadis-l40s")
-    assert profile == paper_profile
-    packaged = load_prompt_scores()
-    assert (abs(packaged.router - scores.router) < 1e-4).all()

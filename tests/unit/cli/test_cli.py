@@ -111,6 +111,15 @@ def test_user_errors_name_the_input_and_exit_2(
     assert message in err and "Traceback" not in err
 
 
+def test_simulate_writes_plots_by_default(
+    capsys: pytest.CaptureFixture[str], small_trace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "simulate", "--trace", str(small_trace), *E1_FLAGS, "--policy", "infaas")
+    assert code == 0 and (tmp_path / "out" / "poisson" / "infaas.png").stat().st_size > 0
+    assert "out/poisson" in err
+
+
 def test_malformed_trace_names_file_and_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.txt"
     bad.write_text("100,1\n200,2\nabc,3\n")
@@ -166,9 +175,8 @@ def test_simulate_json_has_one_result_per_policy(
 
 
 def test_simulate_human_table(capsys: pytest.CaptureFixture[str], small_trace: Path) -> None:
-    code, out, _ = run(
-        capsys, "simulate", "--trace", str(small_trace), *E1_FLAGS, "--policy", "clipper-light"
-    )
+    argv = ["simulate", "--trace", str(small_trace), *E1_FLAGS, "--policy", "clipper-light", "--no-plots"]
+    code, out, _ = run(capsys, *argv)
     assert code == 0 and out.splitlines()[0].split()[:3] == ["policy", "SLO", "viol."]
     assert out.splitlines()[2].startswith("clipper-light")
 
