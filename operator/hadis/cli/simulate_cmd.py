@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from hadis.api import Profile
+from hadis.api.scores import PromptScores
 from hadis.cli.common import (
     add_cluster_options,
     add_profile_options,
@@ -122,7 +123,7 @@ def configs(args: argparse.Namespace, names: list[str]) -> tuple[Trace, dict[str
     trace = read_trace(args.trace, args.target_qps, args.seed)
     profile = load(args)
     slo = positive("--slo", args.slo)
-    scores = load_prompt_scores(args.profile) if _has_scores(args.profile) else None
+    scores = _scores(args.profile)
     names_v, pair = _policy_extras(args, profile)
     cfg = SimConfig(
         profile=profile,
@@ -145,12 +146,13 @@ def configs(args: argparse.Namespace, names: list[str]) -> tuple[Trace, dict[str
     return trace, dict.fromkeys(names, cfg)
 
 
-def _has_scores(ref: str) -> bool:
+def _scores(ref: str) -> PromptScores | None:
+    """The profile's per-prompt scores if it ships them; else the simulator draws them at random."""
     try:
-        load_prompt_scores(ref)
+        return load_prompt_scores(ref)
     except UserError:
-        return False
-    return True
+        progress(f"profile {ref}: no per-prompt scores; router and discriminator scores are drawn at random")
+        return None
 
 
 def _policy_extras(
