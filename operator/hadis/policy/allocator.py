@@ -19,8 +19,9 @@ allocation) + tie-breaks. Tie-breaks are tiny and deterministic: ≤ 1e-3 for th
 (cost_s, table order), ≤ 1e-4 for the number of GPUs, −1e-5 for the capacity they give (so among
 equally many GPUs the batch sizes with more headroom win), ≤ 1e-6 for the stage latencies. FID
 differences of 1e-3 or more always decide; among equal-FID rows the cheaper, earlier row wins.
-CBC runs single-threaded with a fixed seed and a time limit (see :data:`CBC_OPTIONS`), so the same
-input gives the same allocation.
+CBC runs single-threaded with a fixed seed and a time limit (see
+:data:`hadis.policy.allocator_model.CBC_OPTIONS`), so the same input gives the same allocation.
+The model is built and solved in :mod:`hadis.policy.allocator_model`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import pulp
 
 from hadis.api.allocation import Allocation, DecisionInput
 from hadis.api.profile import CascadeRow
+from hadis.policy.allocator_model import CBC_OPTIONS as CBC_OPTIONS
+from hadis.policy.allocator_model import prepare, solve_milp
 from hadis.policy.allocator_result import build_allocation
 from hadis.policy.cascade_plan import StageOption, paths, shares, stage_options
 from hadis.policy.pareto import table_for
@@ -47,15 +50,6 @@ from hadis.policy.shedding import shedding_plan
 BATCH_WAIT_FACTOR = 2.0
 #: The paper's form: one batch latency per stage (used by the DiffServe baseline).
 PAPER_BATCH_WAIT_FACTOR = 1.0
-#: The objective is multiplied by this so the tie-break terms stay far above CBC's tolerances.
-OBJECTIVE_SCALE = 1000.0
-EPS_ROW, EPS_GPU, EPS_CAPACITY, EPS_LATENCY = 1e-3, 1e-4, 1e-5, 1e-6
-#: A fixed branch-and-cut seed (CBC's default, -1, seeds from the clock) so the same input always
-#: gives the same answer. CBC is run *without* ``-threads``: it is single-threaded by default, and
-#: ``-threads 1`` switches on its threaded tree search, whose main thread sometimes misses the
-#: worker's wake-up and sleeps out a 10 s timed wait (measured on the bundled CBC: ~1 solve in 250
-#: took 10.01 s instead of 20 ms; "Thread 0 ... waiting to start 10.000259" in CBC's log).
-CBC_OPTIONS = ["randomCbcSeed 20250901"]
 
 
 def solve_hadis(
@@ -137,18 +131,6 @@ def prefilter(
     return kept
 
 
-def _stage_limits(
-    inp: DecisionInput, rows: Sequence[CascadeRow], fastest: dict[str, float]
-) -> dict[str, float]:
-    """Per variant, the largest stage latency any kept row's paths leave room for."""
-    limit: dict[str, float] = {}
-    for r in rows:
-        for v in shares(r):
-            room = min(inp.slo_s - sum(fastest[u] for u in p if u != v) for p in paths(r) if v in p)
-            limit[v] = max(limit.get(v, -math.inf), room)
-    return limit
-
-
 def solve_cascade(
     inp: DecisionInput,
     table: Sequence[CascadeRow],
@@ -175,7 +157,8 @@ def solve_cascade(
             update={"solver_status": "Infeasible", "solve_time_s": time.perf_counter() - start}
         )
     try:
-        chosen, batches, replicas, status = _solve(inp, kept, options, batch_wait_factor)
+        milp = prepare(inp, kept, options, fastest_stage(options), batch_wait_factor)
+        chosen, batches, replicas, status = solve_milp(milp)
     except (pulp.PulpError, OSError) as e:  # CBC crashed, or no writable temp dir
         plan = shedding_plan(inp, policy, f"The MILP solver failed ({e})")
         return plan.model_copy(update={"solver_status": "Error", "solve_time_s": time.perf_counter() - start})
@@ -196,117 +179,3 @@ def solve_cascade(
         use_spare_gpus=use_spare_gpus,
         started=start,
     )
-
-
-def _variable(
-    prob: pulp.LpProblem, name: str, low: float | None, up: float | None, cat: str
-) -> pulp.LpVariable:
-    """A variable of ``prob`` (pulp ≥ 3.3 attaches it to the model; older pulp builds it standalone)."""
-    add = getattr(prob, "add_variable", None)
-    if add is not None:
-        return add(name, low, up, cat=cat)
-    return pulp.LpVariable(name, low, up, cat=cat)
-
-
-def _solve(
-    inp: DecisionInput,
-    kept: list[tuple[int, CascadeRow]],
-    all_options: dict[tuple[str, str], list[StageOption]],
-    factor: float,
-) -> tuple[CascadeRow | None, dict[str, int], dict[tuple[str, str], int], str]:
-    """Build and solve the MILP; the chosen row, batch per variant, GPUs per (variant, pool), status."""
-    rows = [r for _, r in kept]
-    limit = _stage_limits(inp, rows, fastest_stage(all_options))
-    options = {
-        k: [o for o in os if o.stage_s <= limit[k[0]] + 1e-12]
-        for k, os in all_options.items()
-        if k[0] in limit
-    }
-    options = {k: os for k, os in options.items() if os}
-    variants = sorted({v for v, _ in options}, key=inp.allowed_variants.index)
-    counts = {p.name: p.count for p in inp.pools}
-    total = max(1, inp.total_gpus)
-    wait = {v: inp.queueing_delay_s(v) for v in variants}
-
-    prob = pulp.LpProblem("hadis", pulp.LpMinimize)
-    x = [_variable(prob, f"x{i}", 0, 1, "Binary") for i in range(len(rows))]
-    vi = {v: i for i, v in enumerate(variants)}
-    gi = {p.name: i for i, p in enumerate(inp.pools)}
-    batch_set = {
-        v: sorted({o.batch for (u, _), os in options.items() if u == v for o in os}) for v in variants
-    }
-    y = {(v, b): _variable(prob, f"y{vi[v]}_{b}", 0, 1, "Binary") for v in variants for b in batch_set[v]}
-    z, n = {}, {}
-    for (v, g), os in options.items():
-        for o in os:
-            z[(v, g, o.batch)] = _variable(prob, f"z{vi[v]}_{gi[g]}_{o.batch}", 0, 1, "Binary")
-            n[(v, g, o.batch)] = _variable(prob, f"n{vi[v]}_{gi[g]}_{o.batch}", 0, counts[g], "Integer")
-    lmax = {
-        v: max(o.stage_s - wait[v] for (u, _), os in options.items() if u == v for o in os) for v in variants
-    }
-    lat = {v: _variable(prob, f"L{vi[v]}", 0, lmax[v], "Continuous") for v in variants}
-
-    prob += pulp.lpSum(x) == 1
-    for v in variants:
-        prob += pulp.lpSum(y[(v, b)] for b in batch_set[v]) <= 1
-    for (v, g), os in options.items():
-        for o in os:
-            key = (v, g, o.batch)
-            prob += z[key] <= y[(v, o.batch)]
-            prob += n[key] <= counts[g] * z[key]
-            prob += z[key] <= n[key]
-            prob += lat[v] >= factor * o.latency_s * z[key]
-    for g in counts:
-        prob += pulp.lpSum(n[k] for k in n if k[1] == g) <= counts[g]
-    thr = {(v, g, o.batch): o.thr_qps for (v, g), os in options.items() for o in os}
-    for v in variants:
-        gpus_v = pulp.lpSum(n[k] for k in n if k[0] == v)
-        share_v = [(x[i], shares(r).get(v, 0.0)) for i, r in enumerate(rows)]
-        prob += pulp.lpSum(n[k] * thr[k] for k in n if k[0] == v) >= inp.demand_qps * pulp.lpSum(
-            xi * s for xi, s in share_v
-        )
-        prob += gpus_v >= pulp.lpSum(xi for xi, s in share_v if s > 0)
-        prob += gpus_v <= total * pulp.lpSum(xi for xi, s in share_v if s > 0)
-    for i, r in enumerate(rows):
-        for p in paths(r):
-            big_m = sum(lmax[v] + wait[v] for v in p) - inp.slo_s
-            if big_m > 0:
-                prob += pulp.lpSum(lat[v] + wait[v] for v in p) <= inp.slo_s + big_m * (1 - x[i])
-
-    order = sorted(range(len(rows)), key=lambda i: (rows[i].cost_s or 0.0, kept[i][0]))
-    rank = {i: k for k, i in enumerate(order)}
-    objective = pulp.lpSum((r.fid + EPS_ROW * rank[i] / len(rows)) * x[i] for i, r in enumerate(rows))
-    objective += EPS_GPU / total * pulp.lpSum(n.values())
-    best = {v: max(thr[k] for k in thr if k[0] == v) for v in variants}
-    objective -= EPS_CAPACITY / total * pulp.lpSum(n[k] * thr[k] / best[k[0]] for k in n)
-    objective += EPS_LATENCY / (len(variants) * inp.slo_s) * pulp.lpSum(lat.values())
-    if inp.previous is not None and inp.reconfiguration_cost > 0:
-        before = {(a.variant, a.pool): a.replicas for a in inp.previous.variants}
-        moved = []
-        for v, g in options:
-            m = _variable(prob, f"m{vi[v]}_{gi[g]}", 0, None, "Continuous")
-            prob += m >= pulp.lpSum(n[k] for k in n if k[:2] == (v, g)) - before.get((v, g), 0)
-            moved.append(m)
-        objective += inp.reconfiguration_cost * pulp.lpSum(moved)
-    prob += OBJECTIVE_SCALE * objective
-
-    solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=inp.time_limit_s, options=CBC_OPTIONS)
-    prob.solve(solver)
-    status = pulp.LpStatus[prob.status]
-    if prob.status != pulp.LpStatusOptimal or prob.sol_status not in (
-        pulp.LpSolutionOptimal,
-        pulp.LpSolutionIntegerFeasible,
-    ):
-        return None, {}, {}, status
-    if prob.sol_status == pulp.LpSolutionIntegerFeasible:
-        status = "Feasible (time limit)"
-    pick = max(range(len(rows)), key=lambda i: (x[i].value() or 0.0, -i))
-    chosen = rows[pick]
-    replicas: dict[tuple[str, str], int] = {}
-    batches: dict[str, int] = {}
-    for (v, g, b), var in n.items():
-        k = round(var.value() or 0.0)
-        if k > 0 and v in shares(chosen):
-            replicas[(v, g)] = replicas.get((v, g), 0) + k
-            batches[v] = b
-    return chosen, batches, replicas, status

@@ -6,16 +6,10 @@ import time
 
 from hadis.api.allocation import Allocation, DecisionInput, VariantAllocation
 from hadis.api.profile import CascadeRow
-from hadis.policy.cascade_plan import StageOption, check_allocation, path_latency, shares
+from hadis.policy.cascade_plan import StageOption, check_allocation, path_latency, paths, shares
 from hadis.policy.shedding import shedding_plan
 
 Replicas = dict[tuple[str, str], int]
-
-
-def _option(
-    options: dict[tuple[str, str], list[StageOption]], v: str, pool: str, batch: int
-) -> StageOption | None:
-    return next((o for o in options.get((v, pool), []) if o.batch == batch), None)
 
 
 def add_spares(
@@ -32,37 +26,53 @@ def add_spares(
     the rest go one at a time to the stage with the highest utilisation (demand share / capacity;
     ties: light first). A stage only gets GPUs of a pool where its batch size is profiled, fits
     memory and keeps every path of the row within the SLO.
+
+    Incremental: the stages a pool can take change only when a stage latency grows, which happens
+    at most once per stage and pool, so the candidates are re-checked only then.
     """
     out = dict(replicas)
     sh = shares(row)
+    order = list(sh)
+    row_paths = paths(row)
+    chosen: dict[tuple[str, str], StageOption] = {}
+    for (v, g), opts in options.items():
+        if v in sh:
+            o = next((o for o in opts if o.batch == batches[v]), None)
+            if o is not None:
+                chosen[(v, g)] = o
     stage: dict[str, float] = {}
     cap: dict[str, float] = dict.fromkeys(sh, 0.0)
     for (v, g), k in out.items():
-        o = _option(options, v, g, batches[v])
+        o = chosen.get((v, g))
         if o is not None:
             stage[v] = max(stage.get(v, 0.0), o.stage_s)
             cap[v] += k * o.thr_qps
     before: Replicas = {}
     if inp.previous is not None and inp.reconfiguration_cost > 0:
         before = {(a.variant, a.pool): a.replicas for a in inp.previous.variants}
-    order = list(sh)
 
     def usable(pool: str) -> dict[str, StageOption]:
         """Stages that can take one more GPU of ``pool`` with every path still within the SLO."""
-        out_: dict[str, StageOption] = {}
-        for v in sh:
-            o = _option(options, v, pool, batches[v])
-            if (
-                o is not None
-                and path_latency(row, {**stage, v: max(stage.get(v, 0.0), o.stage_s)}) <= inp.slo_s
-            ):
-                out_[v] = o
-        return out_
+        found: dict[str, StageOption] = {}
+        for v in order:
+            o = chosen.get((v, pool))
+            if o is None:
+                continue
+            trial = {**stage, v: max(stage.get(v, 0.0), o.stage_s)}
+            if all(sum(trial.get(u, 0.0) for u in p) <= inp.slo_s for p in row_paths):
+                found[v] = o
+        return found
 
-    def add(v: str, o: StageOption, k: int) -> None:
+    def add(v: str, o: StageOption, k: int) -> bool:
+        """Add k GPUs of o's pool to v; True when v's stage latency grew."""
         out[(v, o.pool)] = out.get((v, o.pool), 0) + k
         cap[v] += k * o.thr_qps
+        grew = o.stage_s > stage.get(v, 0.0)
         stage[v] = max(stage.get(v, 0.0), o.stage_s)
+        return grew
+
+    def utilisation(u: str) -> tuple[float, int]:
+        return (sh[u] / cap[u] if cap[u] > 0 else float("inf"), -order.index(u))
 
     for pool in inp.pools:
         spare = pool.count - sum(k for (_, g), k in out.items() if g == pool.name)
@@ -72,10 +82,28 @@ def add_spares(
             if o is not None and k > 0:
                 add(v, o, k)
                 spare -= k
-        while spare > 0 and (cands := usable(pool.name)):
-            v = max(cands, key=lambda u: (sh[u] / cap[u] if cap[u] > 0 else float("inf"), -order.index(u)))
-            add(v, cands[v], 1)
+        cands = usable(pool.name) if spare > 0 else {}
+        while spare > 0 and cands:
+            v = max(cands, key=utilisation)
+            o = cands[v]
+            if add(v, o, 1):
+                spare -= 1
+                cands = usable(pool.name)
+                continue
             spare -= 1
+            # v keeps the GPUs while it stays the most utilised: the others' keys do not change
+            rival = max((utilisation(u) for u in cands if u != v), default=None)
+            idx, thr, given = -order.index(v), o.thr_qps, 0
+            c = cap[v]
+            while spare > 0:
+                key = (sh[v] / c if c > 0 else float("inf"), idx)
+                if rival is not None and key < rival:
+                    break
+                c += 1 * thr
+                given += 1
+                spare -= 1
+            cap[v] = c
+            out[(v, pool.name)] += given
     return out
 
 
