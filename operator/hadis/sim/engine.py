@@ -26,8 +26,9 @@ from hadis.policy.pareto import build_pareto_table
 from hadis.sim.cascade import CascadeDraws, escalation_target, final_target, split_weights
 from hadis.sim.config import SimConfig, batch_latencies
 from hadis.sim.report import RunData, SimReport, build_report
-from hadis.sim.station import PassResult, Station, WorkerGroup
+from hadis.sim.station import Station
 from hadis.sim.traces import Trace
+from hadis.sim.workers import PassResult, WorkerGroup
 
 Policy = Callable[[DecisionInput], Allocation]
 IntArray = npt.NDArray[np.int64]
