@@ -10,8 +10,8 @@ keeps its state in locals, takes a short branch for a batch of one and appends o
 position (about 1 µs per batch). Requests that arrive to an empty queue while a worker is idle
 start at once as batches of one; the *fast path* handles long runs of those with numpy and gives
 the same results as the batch loop. An attempt costs O(workers) (reading the free times), so
-attempts back off while runs are short: at 1,024 GPUs near saturation the two paths cost about
-the same; at low load or with few workers the fast path wins.
+attempts back off unless runs are long compared with the number of workers: at 1,024 GPUs near
+saturation runs are short and the batch loop does nearly all the work.
 """
 
 from __future__ import annotations
@@ -228,9 +228,10 @@ class Station:
         """Back off exponentially while fast-path attempts serve few requests (speed only).
 
         An attempt costs O(workers + chunk) in numpy; it pays off when it serves more requests
-        than the batch loop would handle in that time.
+        than the batch loop would handle in that time. Measured at 512 workers per variant (the
+        24 h benchmark's busiest hour), a run has to be about twice as long as there are workers.
         """
-        if m >= _FAST_WORTH + workers // 8:
+        if m >= _FAST_WORTH + 2 * workers:
             self._backoff = 0
         else:
             self._backoff = min(1024, 2 * self._backoff + 1)
