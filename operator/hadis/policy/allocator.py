@@ -37,7 +37,7 @@ from hadis.api.profile import CascadeRow
 from hadis.policy.allocator_model import CBC_OPTIONS as CBC_OPTIONS
 from hadis.policy.allocator_model import prepare, solve_milp
 from hadis.policy.allocator_result import build_allocation
-from hadis.policy.cascade_plan import StageOption, paths, shares, stage_options
+from hadis.policy.cascade_plan import StageOption, row_shape, stage_options
 from hadis.policy.pareto import table_for
 from hadis.policy.shedding import shedding_plan
 
@@ -120,10 +120,10 @@ def prefilter(
     total = inp.total_gpus
     kept: list[tuple[int, CascadeRow]] = []
     for i, r in enumerate(table):
-        sh = shares(r)
+        sh, row_paths = row_shape(r)
         if not sh or any(v not in fastest for v in sh):
             continue
-        if any(sum(fastest[v] for v in p) > inp.slo_s for p in paths(r)):
+        if any(sum(fastest[v] for v in p) > inp.slo_s for p in row_paths):
             continue
         need = sum(max(1, math.ceil(inp.demand_qps * s / best_thr[v] - 1e-9)) for v, s in sh.items())
         if need <= total:

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import pulp
 
 from hadis.api.allocation import DecisionInput
 from hadis.api.profile import CascadeRow
-from hadis.policy.cascade_plan import StageOption, paths, shares
+from hadis.policy.cascade_plan import StageOption, row_shape
 
 #: The objective is multiplied by this so the tie-break terms stay far above CBC's tolerances.
 OBJECTIVE_SCALE = 1000.0
@@ -48,8 +48,8 @@ class Milp:
 
     inp: DecisionInput
     rows: list[CascadeRow]
-    shares: list[dict[str, float]]
-    paths: list[list[tuple[str, ...]]]
+    shares: list[Mapping[str, float]]
+    paths: list[tuple[tuple[str, ...], ...]]
     term: list[float]  # FID + the row tie-break: each row's objective coefficient (unscaled)
     fastest: dict[str, float]  # smallest stage latency of each variant over all its options
     options: Options  # the options any kept row leaves room for
@@ -63,7 +63,7 @@ class Milp:
 
 
 def stage_limits(
-    slo_s: float, row_paths: Iterable[list[tuple[str, ...]]], fastest: dict[str, float]
+    slo_s: float, row_paths: Iterable[tuple[tuple[str, ...], ...]], fastest: dict[str, float]
 ) -> dict[str, float]:
     """Per variant, the largest stage latency any of the rows' paths leave room for."""
     limit: dict[str, float] = {}
@@ -89,8 +89,9 @@ def prepare(
     factor: float,
 ) -> Milp:
     rows = [r for _, r in kept]
-    sh = [shares(r) for r in rows]
-    ps = [paths(r) for r in rows]
+    shape = [row_shape(r) for r in rows]
+    sh = [s for s, _ in shape]
+    ps = [p for _, p in shape]
     options = _within(all_options, stage_limits(inp.slo_s, ps, fastest))
     present = {v for v, _ in options}
     variants = [v for v in inp.allowed_variants if v in present]

@@ -15,7 +15,10 @@ Terms (all pure functions of a :class:`DecisionInput`):
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from hadis.api.allocation import Allocation, DecisionInput, GpuPool
 from hadis.api.profile import CascadeRow
@@ -55,6 +58,15 @@ def paths(row: CascadeRow) -> list[tuple[str, ...]]:
     if row.light in sh and row.heavy in sh and row.tau > SHARE_EPS:
         out.append((row.light, row.heavy))
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def row_shape(row: CascadeRow) -> tuple[Mapping[str, float], tuple[tuple[str, ...], ...]]:
+    """:func:`shares` and :func:`paths` of ``row``, cached (rows are immutable; read-only results).
+
+    The allocator looks at every row of the table on every decision.
+    """
+    return MappingProxyType(shares(row)), tuple(paths(row))
 
 
 def path_latency(row: CascadeRow, stage_s: dict[str, float]) -> float:
