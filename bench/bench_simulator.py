@@ -26,22 +26,13 @@ from hadis.policy.registry import POLICIES
 from hadis.profiles import load_profile, load_prompt_scores
 from hadis.sim.config import SimConfig
 from hadis.sim.engine import simulate
-from hadis.sim.presets import e1_config, e1_trace
+from hadis.sim.presets import PAPER_E1, e1_config, e1_trace
 from hadis.sim.report import SimReport
 from hadis.sim.trace_io import read_shape_csv
 from hadis.sim.traces import Trace, paper_trace
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHAPE = SHARED / "traces" / "azure_functions2019_hourly_shape_diffserve.csv"
-#: The paper artifact's E1 results (violation ratio, FID).
-PAPER_E1 = {
-    "hadis": (0.022, 23.0),
-    "diffserve": (0.050, 24.3),
-    "proteus": (0.095, 24.8),
-    "infaas": (0.137, 24.2),
-    "clipper-light": (0.000, 29.8),
-    "clipper-heavy": (0.742, 19.95),
-}
 
 
 def _line(r: SimReport, extra: str = "") -> str:

@@ -35,16 +35,6 @@ from hadis.sim.traces import Trace, compress_to_qps
 #: The control interval of a HadisService (allocation.intervalSeconds) before time scaling.
 DEFAULT_INTERVAL_S = 50.0
 
-#: The HADIS artifact's own E1 measurements (SLO violation ratio, mean FID), for reference.
-PAPER_E1 = {
-    "hadis": (0.022, 23.0),
-    "diffserve": (0.050, 24.3),
-    "proteus": (0.095, 24.8),
-    "infaas": (0.137, 24.2),
-    "clipper-light": (0.000, 29.8),
-    "clipper-heavy": (0.742, 19.95),
-}
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -186,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"results": [summary(r) for r in reports]})
     else:
-        print(table(reports, paper=PAPER_E1 if args.e1 else {}))
+        print(table(reports, paper=presets.PAPER_E1 if args.e1 else {}))
     return 0
 
 

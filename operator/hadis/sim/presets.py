@@ -28,6 +28,15 @@ E1_INTERVAL_S = 50.0 * E1_TIME_SCALE
 ARTIFACT_OBSERVE_S = 1.0
 ARTIFACT_EWMA_ALPHA = 1.0 - 0.5 ** (1.0 / 3.0)  # pandas ewm(halflife=3, adjust=False)
 ARTIFACT_OVER_PROVISIONING = 1.05
+#: The HADIS artifact's own E1 measurements (SLO violation ratio, mean FID), for reference.
+PAPER_E1 = {
+    "hadis": (0.022, 23.0),
+    "diffserve": (0.050, 24.3),
+    "proteus": (0.095, 24.8),
+    "infaas": (0.137, 24.2),
+    "clipper-light": (0.000, 29.8),
+    "clipper-heavy": (0.742, 19.95),
+}
 #: The artifact's per-policy admission factor (default 1.5 elsewhere).
 ARTIFACT_ADMISSION_FACTORS = {"clipper-heavy": 1.0}
 
