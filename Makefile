@@ -11,7 +11,7 @@ export MPLBACKEND := Agg
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[operator,dev]'
+	$(BIN)/pip install --quiet -e '.[operator,gateway,worker,dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install hadis with the operator and dev extras
