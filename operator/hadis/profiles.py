@@ -78,6 +78,21 @@ def load_prompt_scores(ref: str | Path = DEFAULT_PROFILE) -> PromptScores:
     return parse_prompt_scores(_builtin_path(str(ref), ".prompts.csv").read_text(), f"built-in scores {ref}")
 
 
+def load_reference_prompts(ref: str | Path = DEFAULT_PROFILE) -> list[str]:
+    """The reference prompt set beside a profile (``NAME.prompts.txt``, one prompt per line)."""
+    path = Path(ref)
+    if path.suffix in (".json", ".txt") or path.exists():
+        if path.suffix == ".json":
+            path = path.with_name(path.name.removesuffix(".json") + ".prompts.txt")
+        text, source = _read(path), str(path)
+    else:
+        text, source = _builtin_path(str(ref), ".prompts.txt").read_text(), f"built-in prompts {ref}"
+    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise InputFileError(f"{source}: no prompts")
+    return prompts
+
+
 def parse_prompt_scores(text: str, source: str) -> PromptScores:
     """CSV with columns ``prompt_index,router_score,<variant>:<image>,...``."""
     reader = csv.reader(io.StringIO(text))

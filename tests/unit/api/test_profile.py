@@ -72,3 +72,15 @@ def test_sweep_referring_to_unknown_variant_is_rejected(paper_profile) -> None: 
     bad["sweep"][3]["heavy"] = "sd99"  # type: ignore[index]
     with pytest.raises(InputFileError, match=r"sweep\[3\].heavy: unknown variant 'sd99'"):
         parse_profile(json.dumps(bad), "p.json")
+
+
+def test_reference_prompts_align_with_the_scores(tmp_path: Path) -> None:
+    from hadis.profiles import load_reference_prompts
+
+    prompts = load_reference_prompts()
+    assert len(prompts) == load_prompt_scores().size == 5000
+    assert prompts[1] == "the sail is white"
+    empty = tmp_path / "x.prompts.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(InputFileError, match="no prompts"):
+        load_reference_prompts(empty)
