@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from hadis import __version__
-from hadis.cli import allocate_cmd, simulate_cmd, table_cmd
+from hadis.cli import allocate_cmd, load_cmd, simulate_cmd, table_cmd
 from hadis.errors import UserError
 
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     table_cmd.add_parser(sub)
     allocate_cmd.add_parser(sub)
     simulate_cmd.add_parser(sub)
+    load_cmd.add_parser(sub)
     return parser
 
 
