@@ -1,0 +1,54 @@
+"""``python -m hadis_worker``: serve one variant with the settings from the environment.
+
+On SIGTERM/SIGINT the worker stops being ready, answers every queued request ``shutting_down`` at
+once (before uvicorn waits for open connections), lets the running batch finish and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from types import FrameType
+
+import uvicorn
+
+from hadis.errors import UserError
+from hadis_worker.server import WorkerState, create_app
+from hadis_worker.settings import SettingsError, WorkerSettings
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server that starts draining the worker's queue as soon as a stop signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, state: WorkerState) -> None:
+        super().__init__(config)
+        self.state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        loop = self.state.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.state.begin_shutdown)
+        super().handle_exit(sig, frame)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = WorkerSettings.from_env()
+        app = create_app(settings)
+    except (SettingsError, UserError, NotImplementedError) as e:
+        print(f"hadis-worker: {e}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        timeout_graceful_shutdown=int(settings.drain_s) + 5,
+        log_level="info",
+    )
+    DrainingServer(config, app.state.worker).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
