@@ -1,0 +1,248 @@
+"""The cascade: router → light (+ discriminator) → maybe heavy; worker calls with deadline and one retry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
+
+import httpx
+from pydantic import ValidationError
+
+from hadis.api.wire import CascadeConfig, GenerateRequest, GenerateResponse, WorkerError
+from hadis_gateway.balancer import Balancer
+from hadis_gateway.metrics import GatewayMetrics
+from hadis_gateway.thresholds import Threshold, is_hard, should_escalate
+
+log = logging.getLogger(__name__)
+
+#: Worker refusal code → (HTTP status, OpenAI error type).
+WORKER_ERROR_STATUS = {
+    "deadline": (504, "timeout_error"),
+    "overloaded": (429, "rate_limit_error"),
+    "bad_request": (400, "invalid_request_error"),
+    "wrong_variant": (502, "server_error"),
+    "internal": (502, "server_error"),
+    "shutting_down": (503, "server_error"),
+}
+#: Failures after which the light image is served rather than none (escalation is best effort).
+KEEP_LIGHT_ON = {"deadline", "overloaded", "shutting_down", "worker_unavailable", "no_workers"}
+
+
+class DispatchError(Exception):
+    """A request that ends without an image; becomes an OpenAI-style error response."""
+
+    def __init__(self, status: int, code: str, message: str, *, type_: str = "server_error") -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.type = status, code, message, type_
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to make (a request with ``n`` images is ``n`` jobs)."""
+
+    request_id: str
+    prompt: str
+    width: int
+    height: int
+    arrival_unix_s: float
+    model: str | None = None  # a variant name pins the job to that variant (no cascade)
+    negative_prompt: str | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    seed: int | None = None
+
+
+@dataclass
+class Outcome:
+    image_b64: str
+    variant: str
+    router_score: float | None = None
+    router_hard: bool = False
+    p_real: float | None = None
+    escalated: bool = False
+    escalation_error: str | None = None
+    queue_ms: float = 0.0
+    generation_ms: float = 0.0
+    retries: int = 0
+    deadline_unix_s: float = field(default=0.0)
+
+
+class Dispatcher:
+    """Routes jobs through the cascade in force; owns no configuration of its own."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        balancer: Balancer,
+        config: Callable[[], CascadeConfig | None],
+        score_prompt: Callable[[str], float],
+        router_threshold: Threshold,
+        disc_threshold: Threshold,
+        metrics: GatewayMetrics,
+        *,
+        grace_s: float = 2.0,
+        rng: random.Random | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.client, self.balancer, self.metrics = client, balancer, metrics
+        self._config, self._score = config, score_prompt
+        self.router_threshold, self.disc_threshold = router_threshold, disc_threshold
+        self.grace_s = grace_s
+        self.rng = rng or random.Random()
+        self.executor = executor  # scoring runs here (one thread: the router is not thread-safe)
+
+    def config(self) -> CascadeConfig:
+        cfg = self._config()
+        if cfg is None:
+            raise DispatchError(503, "not_ready", "the gateway has no cascade configuration yet")
+        return cfg
+
+    async def run(self, job: Job) -> Outcome:
+        cfg = self.config()  # one snapshot for the whole job, even if the file changes meanwhile
+        deadline = job.arrival_unix_s + cfg.admission_factor * cfg.slo_s
+        if job.model is not None and job.model in cfg.variants:
+            out = await self.call(cfg, job, job.model, deadline, discriminate=False)
+        elif cfg.row is not None:
+            out = await self._cascade(cfg, job, deadline)
+        else:
+            out = await self.call(cfg, job, self._pick_split(cfg), deadline, discriminate=False)
+        out.deadline_unix_s = deadline
+        return out
+
+    async def _cascade(self, cfg: CascadeConfig, job: Job, deadline: float) -> Outcome:
+        row = cfg.row
+        assert row is not None
+        score = float(
+            await asyncio.get_running_loop().run_in_executor(self.executor, self._score, job.prompt)
+        )
+        hard = is_hard(score, row.theta, self.router_threshold)
+        self.router_threshold.observe(score)
+        if hard:
+            self.metrics.router_hard.inc()
+            out = await self.call(cfg, job, row.heavy, deadline, discriminate=False)
+            return replace(out, router_score=score, router_hard=True)
+        light = await self.call(cfg, job, row.light, deadline, discriminate=True)
+        light = replace(light, router_score=score)
+        if light.p_real is None:
+            log.warning("light worker returned no p_real for %s; not escalating", job.request_id)
+            return light
+        escalate = should_escalate(light.p_real, row.tau, self.disc_threshold)
+        self.disc_threshold.observe(light.p_real)
+        if not escalate:
+            return light
+        self.metrics.escalations.inc()
+        try:
+            heavy = await self.call(cfg, job, row.heavy, deadline, discriminate=False)
+        except DispatchError as e:
+            if e.code not in KEEP_LIGHT_ON:
+                raise
+            log.warning("escalation of %s failed (%s); serving the light image", job.request_id, e.code)
+            return replace(light, escalation_error=e.code)
+        return replace(
+            heavy,
+            router_score=score,
+            p_real=light.p_real,
+            escalated=True,
+            queue_ms=light.queue_ms + heavy.queue_ms,
+            generation_ms=light.generation_ms + heavy.generation_ms,
+            retries=light.retries + heavy.retries,
+        )
+
+    def _pick_split(self, cfg: CascadeConfig) -> str:
+        names = [v for v, share in cfg.split.items() if share > 0] or list(cfg.split)
+        weights = [max(cfg.split[v], 0.0) for v in names]
+        if sum(weights) <= 0:
+            weights = [1.0] * len(names)
+        return self.rng.choices(names, weights=weights)[0]
+
+    async def call(
+        self, cfg: CascadeConfig, job: Job, variant: str, deadline: float, *, discriminate: bool
+    ) -> Outcome:
+        """One generation on ``variant``: least-loaded replica, one retry elsewhere on connection failure."""
+        ve = cfg.variants[variant]
+        body = GenerateRequest(
+            request_id=job.request_id,
+            prompt=job.prompt,
+            variant=variant,
+            negative_prompt=job.negative_prompt,
+            width=job.width,
+            height=job.height,
+            num_inference_steps=job.num_inference_steps or ve.steps,
+            guidance_scale=job.guidance_scale if job.guidance_scale is not None else ve.guidance_scale,
+            seed=job.seed,
+            deadline_unix_s=deadline,
+            discriminate=discriminate,
+        ).to_wire()
+        tried: list[str] = []
+        last: Exception | None = None
+        for attempt in range(2):
+            endpoint = self.balancer.pick(variant, exclude=tried)
+            if endpoint is None:
+                break
+            tried.append(endpoint)
+            if attempt:
+                self.metrics.retries.inc()
+            try:
+                resp = await self._post(endpoint, variant, body, deadline)
+            except (httpx.TransportError, _Retryable) as e:
+                if isinstance(e, httpx.TimeoutException) and not isinstance(e, httpx.ConnectTimeout):
+                    raise DispatchError(
+                        504,
+                        "deadline",
+                        f"{variant} worker did not answer before the deadline",
+                        type_="timeout_error",
+                    ) from None
+                log.warning("worker %s (%s) failed for %s: %r", endpoint, variant, job.request_id, e)
+                last = e
+                continue
+            return Outcome(
+                image_b64=resp.image_b64,
+                variant=resp.variant,
+                p_real=resp.p_real,
+                queue_ms=resp.queue_ms,
+                generation_ms=resp.generation_ms,
+                retries=attempt,
+            )
+        if not tried:
+            raise DispatchError(503, "no_workers", f"no worker endpoints for variant {variant!r}")
+        raise DispatchError(
+            502, "worker_unavailable", f"{variant} workers {tried} could not be reached: {last!r}"
+        )
+
+    async def _post(
+        self, endpoint: str, variant: str, body: dict[str, object], deadline: float
+    ) -> GenerateResponse:
+        timeout = max(deadline - time.time(), 0.0) + self.grace_s
+        gauge = self.metrics.queue.labels(variant)
+        try:
+            with self.balancer.track(endpoint):
+                gauge.set(self.balancer.variant_outstanding(variant))
+                r = await self.client.post(f"{endpoint.rstrip('/')}/v1/generate", json=body, timeout=timeout)
+        finally:
+            gauge.set(self.balancer.variant_outstanding(variant))
+        if r.status_code == 200:
+            try:
+                return GenerateResponse.model_validate(r.json())
+            except (ValueError, ValidationError) as e:
+                raise DispatchError(
+                    502, "bad_worker_response", f"{variant} worker answered badly: {e}"
+                ) from None
+        try:
+            err = WorkerError.model_validate(r.json())
+        except (ValueError, ValidationError):
+            raise DispatchError(
+                502, "worker_error", f"{variant} worker answered HTTP {r.status_code}: {r.text[:200]}"
+            ) from None
+        if err.code == "shutting_down":
+            raise _Retryable(err.message)
+        status, type_ = WORKER_ERROR_STATUS[err.code]
+        raise DispatchError(status, err.code, f"{variant} worker: {err.message}", type_=type_)
+
+
+class _Retryable(Exception):
+    """A worker refusal that another replica may not share (it is shutting down)."""

@@ -1,0 +1,178 @@
+"""``POST /v1/images/generations``: validate, admit (bounded), dispatch the images, answer OpenAI-style."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from hadis.api.wire import CascadeConfig
+from hadis_gateway.balancer import Balancer
+from hadis_gateway.config_watch import ConfigWatcher
+from hadis_gateway.dispatch import Dispatcher, DispatchError, Job, Outcome
+from hadis_gateway.metrics import GatewayMetrics
+from hadis_gateway.openai_api import (
+    HadisImageInfo,
+    ImageData,
+    ImageGenerationRequest,
+    ImagesResponse,
+    error_payload,
+    first_error,
+)
+from hadis_gateway.settings import Settings, parse_size
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GatewayState:
+    """Everything the handlers share (on ``app.state.gateway``; no module globals)."""
+
+    settings: Settings
+    watcher: ConfigWatcher
+    balancer: Balancer
+    metrics: GatewayMetrics
+    dispatcher: Dispatcher | None = None
+    in_flight: int = 0
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def config(self) -> CascadeConfig | None:
+        return self.watcher.current
+
+
+def error(
+    status: int,
+    message: str,
+    *,
+    type_: str,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_payload(message, type_=type_, param=param, code=code), status, headers=headers)
+
+
+def bad_request(message: str, param: str | None, code: str = "invalid_value") -> JSONResponse:
+    return error(400, message, type_="invalid_request_error", param=param, code=code)
+
+
+async def generate(state: GatewayState, request: Request) -> JSONResponse:
+    arrival = time.time()
+    s = state.settings
+    try:
+        payload = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return bad_request(f"the request body is not valid JSON: {e}", None, "invalid_json")
+    if not isinstance(payload, dict):
+        return bad_request("the request body must be a JSON object", None, "invalid_json")
+    try:
+        req = ImageGenerationRequest.model_validate(payload)
+    except ValidationError as e:
+        param, msg = first_error(e)
+        return bad_request(msg, param)
+    if req.n > s.max_images:
+        return bad_request(f"Invalid 'n': at most {s.max_images} images per request", "n")
+    if req.size not in s.sizes:
+        return bad_request(f"Invalid 'size': {req.size!r}; supported sizes: {list(s.sizes)}", "size")
+    cfg, dispatcher = state.config, state.dispatcher
+    if cfg is None or dispatcher is None:
+        return error(
+            503, "the gateway has no cascade configuration yet", type_="server_error", code="not_ready"
+        )
+    if req.model not in (None, s.cascade_model, *cfg.variants):
+        known = [s.cascade_model, *sorted(cfg.variants)]
+        return bad_request(
+            f"Invalid 'model': {req.model!r} does not exist; models: {known}", "model", "model_not_found"
+        )
+    if state.in_flight >= s.queue_capacity:
+        state.metrics.rejected.labels("queue_full").inc()
+        return error(
+            429,
+            f"the gateway queue is full ({s.queue_capacity} requests); retry later",
+            type_="rate_limit_error",
+            code="queue_full",
+            headers={"Retry-After": str(s.retry_after_s)},
+        )
+    width, height = parse_size(req.size)
+    rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+    jobs = [
+        Job(
+            request_id=rid if req.n == 1 else f"{rid}-{i}",
+            prompt=req.prompt,
+            width=width,
+            height=height,
+            arrival_unix_s=arrival,
+            model=None if req.model in (None, s.cascade_model) else req.model,
+            negative_prompt=req.negative_prompt,
+            num_inference_steps=req.num_inference_steps,
+            guidance_scale=req.guidance_scale,
+            seed=None if req.seed is None else req.seed + i,
+        )
+        for i in range(req.n)
+    ]
+    state.in_flight += 1
+    state.metrics.in_flight.set(state.in_flight)
+    try:
+        results = await asyncio.gather(*(dispatcher.run(j) for j in jobs), return_exceptions=True)
+    finally:
+        state.in_flight -= 1
+        state.metrics.in_flight.set(state.in_flight)
+    return answer(state, cfg, arrival, jobs, results)
+
+
+def answer(
+    state: GatewayState,
+    cfg: CascadeConfig,
+    arrival: float,
+    jobs: list[Job],
+    results: list[Outcome | BaseException],
+) -> JSONResponse:
+    m = state.metrics
+    elapsed = time.time() - arrival
+    failure: BaseException | None = None
+    data = []
+    for job, res in zip(jobs, results, strict=True):
+        m.latency.observe(elapsed)
+        if isinstance(res, BaseException):
+            failure = failure or res
+            code = res.code if isinstance(res, DispatchError) else "internal"
+            m.requests.labels(code, "none").inc()
+            m.slo_violations.inc()
+            continue
+        m.requests.labels("escalated" if res.escalated else "ok", res.variant).inc()
+        if elapsed > cfg.slo_s:
+            m.slo_violations.inc()
+        info = HadisImageInfo(
+            request_id=job.request_id,
+            variant=res.variant,
+            router_score=res.router_score,
+            router_hard=res.router_hard,
+            discriminator_score=res.p_real,
+            escalated=res.escalated,
+            escalation_error=res.escalation_error,
+            queue_ms=res.queue_ms,
+            generation_ms=res.generation_ms,
+            retries=res.retries,
+        )
+        data.append(ImageData(b64_json=res.image_b64, x_hadis=info))
+    if failure is not None:
+        if isinstance(failure, DispatchError):
+            headers = (
+                {"Retry-After": str(state.settings.retry_after_s)} if failure.status in (429, 503) else None
+            )
+            return error(
+                failure.status, failure.message, type_=failure.type, code=failure.code, headers=headers
+            )
+        log.error("dispatch failed", exc_info=failure)
+        return error(500, f"internal gateway error: {failure!r}", type_="server_error", code="internal")
+    body = ImagesResponse(created=math.floor(arrival), data=data)
+    return JSONResponse(body.model_dump(exclude_none=False))

@@ -1,0 +1,65 @@
+"""Wiring of the pluggable parts: the prompt router and the thresholds' reference distributions.
+
+The rule-based router and its calibration live in ``hadis_gateway.router``; they are imported
+lazily so the gateway still serves (with a stand-in scorer and live-only quantiles, logged) if
+they cannot load. Tests inject their own scorer and thresholds through ``create_app``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from hadis.api.scores import PromptScores
+from hadis.errors import UserError
+from hadis.profiles import load_prompt_scores
+from hadis_gateway.settings import Settings
+from hadis_gateway.thresholds import Threshold, WindowQuantile
+
+log = logging.getLogger(__name__)
+
+
+def word_count_score(prompt: str) -> float:
+    """Stand-in router score (longer prompts are harder) for when the real router is unavailable."""
+    return float(len(prompt.split()))
+
+
+def default_scorer(settings: Settings) -> Callable[[str], float]:
+    """The paper's rule-based router (``hadis_gateway.router.PromptRouter``) if it loads, else a stand-in."""
+    try:
+        module: Any = importlib.import_module("hadis_gateway.router")
+        router = module.PromptRouter(settings.spacy_model)
+        score: Callable[[str], float] = router.score
+    except Exception as e:
+        log.warning("prompt router unavailable (%r); scoring prompts by word count", e)
+        return word_count_score
+    log.info("prompt router loaded (spaCy pipeline %s)", getattr(router, "loaded_model", "?"))
+    return score
+
+
+@lru_cache(maxsize=4)
+def _reference_scores(profile: str) -> PromptScores | None:
+    try:
+        return load_prompt_scores(profile)
+    except UserError as e:
+        log.warning("no reference scores for profile %r (%s); thresholds start from live scores", profile, e)
+        return None
+
+
+def reference_threshold(profile: str, variant: str | None, window: int) -> Threshold:
+    """Quantiles of the profile's router scores (``variant=None``) or of ``variant``'s p_real."""
+    scores = _reference_scores(profile)
+    if scores is not None:
+        ref = scores.router if variant is None else scores.p_real.get(variant)
+        if ref is not None:
+            try:
+                module: Any = importlib.import_module("hadis_gateway.router.calibration")
+                threshold: Threshold = module.QuantileThreshold(ref, window)
+                return threshold
+            except Exception as e:
+                log.warning("router calibration unavailable (%r); using a seeded sliding window", e)
+                return WindowQuantile(seed=ref.ravel().tolist(), window=window)
+    return WindowQuantile(window=window)

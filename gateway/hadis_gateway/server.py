@@ -1,0 +1,154 @@
+"""The gateway's FastAPI app: OpenAI-style images API over the HADIS cascade (``create_app``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hadis.api.wire import CascadeConfig
+from hadis_gateway.balancer import Balancer
+from hadis_gateway.config_watch import ConfigWatcher
+from hadis_gateway.dispatch import Dispatcher
+from hadis_gateway.images import GatewayState, error, generate
+from hadis_gateway.metrics import GatewayMetrics
+from hadis_gateway.openai_api import (
+    ModelCard,
+    ModelList,
+)
+from hadis_gateway.scoring import default_scorer, reference_threshold
+from hadis_gateway.settings import Settings
+from hadis_gateway.thresholds import Threshold, WindowQuantile
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    score_prompt: Callable[[str], float] | None = None,
+    router_threshold: Threshold | None = None,
+    disc_threshold: Threshold | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    rng: random.Random | None = None,
+) -> FastAPI:
+    """The gateway app. Inject ``score_prompt`` and thresholds to replace the router (tests do)."""
+    metrics = GatewayMetrics()
+    balancer = Balancer()
+    auto = router_threshold is None and disc_threshold is None
+    thresholds: dict[str, Threshold] = {}  # "router", "disc"
+    keys: dict[str, tuple[str, str | None]] = {}
+    if router_threshold is not None:
+        thresholds["router"] = router_threshold
+    if disc_threshold is not None:
+        thresholds["disc"] = disc_threshold
+    scorer = score_prompt or default_scorer(settings)
+
+    def on_change(cfg: CascadeConfig) -> None:
+        balancer.set_endpoints({v: e.endpoints for v, e in cfg.variants.items()})
+        metrics.config_reloads.labels("applied").inc()
+        metrics.config_generation.set(cfg.generation)
+        if auto and cfg.row is not None:  # reference distributions follow the profile and light variant
+            for name, key in (("router", (cfg.profile, None)), ("disc", (cfg.profile, cfg.row.light))):
+                if keys.get(name) != key:
+                    keys[name] = key
+                    thresholds[name] = reference_threshold(key[0], key[1], settings.threshold_window)
+        if state.dispatcher is not None:
+            state.dispatcher.router_threshold = thresholds.get("router", WindowQuantile())
+            state.dispatcher.disc_threshold = thresholds.get("disc", WindowQuantile())
+
+    watcher = ConfigWatcher(
+        settings.config_path,
+        on_change,
+        poll_s=settings.config_poll_s,
+        on_error=lambda _msg: metrics.config_reloads.labels("rejected").inc(),
+    )
+    state = GatewayState(settings, watcher, balancer, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(None, connect=settings.connect_timeout_s)
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=1000)
+        executor = ThreadPoolExecutor(1, thread_name_prefix="hadis-router")
+        async with httpx.AsyncClient(transport=transport, timeout=timeout, limits=limits) as client:
+            state.dispatcher = Dispatcher(
+                client,
+                balancer,
+                lambda: watcher.current,
+                scorer,
+                thresholds.get("router", WindowQuantile()),
+                thresholds.get("disc", WindowQuantile()),
+                metrics,
+                grace_s=settings.worker_grace_s,
+                rng=rng,
+                executor=executor,
+            )
+            watcher.poll()
+            state.tasks.append(asyncio.create_task(watcher.run()))
+            try:
+                yield
+            finally:
+                for t in state.tasks:
+                    t.cancel()
+                await asyncio.gather(*state.tasks, return_exceptions=True)
+                executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="HADIS gateway", lifespan=lifespan)
+    app.state.gateway = state
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(
+            exc.status_code,
+            str(exc.detail),
+            type_="invalid_request_error",
+            code="not_found" if exc.status_code == 404 else None,
+        )
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return error(500, f"internal gateway error: {exc!r}", type_="server_error", code="internal")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        cfg = state.config
+        if cfg is None:
+            return JSONResponse(
+                {"status": "not ready", "reason": state.watcher.last_error or "no config"}, 503
+            )
+        routed = [cfg.row.light, cfg.row.heavy] if cfg.row else [v for v, s in cfg.split.items() if s > 0]
+        empty = [v for v in routed if not cfg.variants[v].endpoints]
+        if empty:
+            return JSONResponse({"status": "not ready", "reason": f"no endpoints for {empty}"}, 503)
+        return JSONResponse({"status": "ready", "generation": cfg.generation})
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        cfg = state.config
+        names = [settings.cascade_model, *(sorted(cfg.variants) if cfg else [])]
+        return ModelList(data=[ModelCard(id=n) for n in names]).model_dump()
+
+    @app.post("/v1/images/generations")
+    async def generations(request: Request) -> JSONResponse:
+        return await generate(state, request)
+
+    return app

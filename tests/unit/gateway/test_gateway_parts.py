@@ -1,0 +1,110 @@
+"""Gateway parts: balancer, thresholds, settings, config watcher."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from tests.gateway_fakes import cascade_config, write_config
+
+from hadis_gateway.balancer import Balancer
+from hadis_gateway.config_watch import ConfigWatcher
+from hadis_gateway.settings import Settings, SettingsError, parse_size
+from hadis_gateway.thresholds import WindowQuantile, is_hard, should_escalate
+
+
+def test_balancer_picks_least_outstanding_and_releases() -> None:
+    b = Balancer()
+    b.set_endpoints({"v": ["a", "b", "c"]})
+    with b.track("a"), b.track("b"):
+        assert b.pick("v") == "c"
+        with b.track("c"), b.track("c"):
+            assert b.pick("v") in {"a", "b"}
+            assert b.variant_outstanding("v") == 4
+    assert b.variant_outstanding("v") == 0 and b.outstanding("c") == 0
+
+
+def test_balancer_ties_rotate_and_exclude() -> None:
+    b = Balancer()
+    b.set_endpoints({"v": ["a", "b"]})
+    assert {b.pick("v") for _ in range(4)} == {"a", "b"}
+    assert b.pick("v", exclude=["a"]) == "b"
+    assert b.pick("v", exclude=["a", "b"]) is None
+    assert b.pick("unknown") is None
+
+
+def test_balancer_release_survives_endpoint_change() -> None:
+    b = Balancer()
+    b.set_endpoints({"v": ["a"]})
+    with b.track("a"):
+        b.set_endpoints({"v": ["b"]})
+        assert b.pick("v") == "b"
+    assert b.outstanding("a") == 0
+
+
+def test_window_quantile_and_decisions() -> None:
+    q = WindowQuantile(seed=[float(i) for i in range(101)], window=101)
+    assert q.quantile(0.7) == pytest.approx(70.0)
+    assert is_hard(80.0, 0.3, q) and not is_hard(60.0, 0.3, q)
+    assert not is_hard(1e9, 0.0, q) and is_hard(-1e9, 1.0, q)
+    assert should_escalate(10.0, 0.2, q) and not should_escalate(30.0, 0.2, q)
+    assert not should_escalate(-1.0, 0.0, q) and should_escalate(1e9, 1.0, q)
+    for _ in range(101):
+        q.observe(5.0)  # live scores push the seed out of the window
+    assert q.quantile(0.5) == 5.0 and len(q) == 101
+    assert not is_hard(1.0, 0.5, WindowQuantile())  # no scores yet: never hard
+
+
+def test_settings_from_env() -> None:
+    s = Settings.from_env(
+        {"HADIS_CONFIG_PATH": "/c.json", "HADIS_GATEWAY_PORT": "9000", "HADIS_QUEUE_CAPACITY": "3"}
+    )
+    assert (s.config_path, s.port, s.queue_capacity, s.spacy_model) == (
+        Path("/c.json"),
+        9000,
+        3,
+        None,
+    )
+    assert parse_size("512x768") == (512, 768)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({}, "HADIS_CONFIG_PATH"),
+        ({"HADIS_CONFIG_PATH": "c", "HADIS_GATEWAY_PORT": "x"}, "HADIS_GATEWAY_PORT"),
+        ({"HADIS_CONFIG_PATH": "c", "HADIS_QUEUE_CAPACITY": "0"}, "HADIS_QUEUE_CAPACITY"),
+        ({"HADIS_CONFIG_PATH": "c", "HADIS_CONFIG_POLL_S": "-1"}, "HADIS_CONFIG_POLL_S"),
+        ({"HADIS_CONFIG_PATH": "c", "HADIS_IMAGE_SIZES": "512"}, "HADIS_IMAGE_SIZES"),
+    ],
+)
+def test_settings_errors_name_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
+
+
+def test_config_watcher_applies_changes_and_keeps_last_good(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "cascade.json"
+    applied: list[int] = []
+    errors: list[str] = []
+    w = ConfigWatcher(path, lambda c: applied.append(c.generation), on_error=errors.append)
+    assert not w.poll() and w.current is None and "cannot read" in (w.last_error or "")
+    write_config(path, cascade_config(["http://l"], ["http://h"], generation=1))
+    assert w.poll() and applied == [1]
+    assert not w.poll()  # unchanged content: nothing to apply
+    bad = cascade_config(["http://l"], ["http://h"], generation=2)
+    bad["row"]["theta"] = 3
+    with caplog.at_level(logging.ERROR):
+        write_config(path, bad)
+        assert not w.poll()
+    assert w.current is not None and w.current.generation == 1
+    assert "row.theta" in caplog.text and "keeping the last good config (generation 1)" in caplog.text
+    write_config(path, "{not json")
+    assert not w.poll() and "not valid JSON" in (w.last_error or "")
+    write_config(path, json.dumps(cascade_config(["http://l2"], ["http://h"], generation=3)))
+    assert w.poll() and applied == [1, 3] and w.last_error is None
+    assert len(errors) == 3
