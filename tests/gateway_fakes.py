@@ -203,3 +203,33 @@ class HostTransport(httpx.AsyncBaseTransport):
         if t is None:
             raise httpx.ConnectError(f"connection refused: {request.url.host}", request=request)
         return await t.handle_async_request(request)
+
+
+class CrashingWorker:
+    """A 'worker' that accepts a request, reads it and drops the connection (a crash mid-request)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port: int = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                self.accepted += 1
+
+    def close(self) -> None:
+        self.sock.close()

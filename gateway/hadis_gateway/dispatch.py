@@ -51,6 +51,7 @@ class Job:
     height: int
     arrival_unix_s: float
     model: str | None = None  # a variant name pins the job to that variant (no cascade)
+    prompt_index: int | None = None  # row in the profile's reference prompt set, when it is one
     negative_prompt: str | None = None
     num_inference_steps: int | None = None
     guidance_scale: float | None = None
@@ -168,6 +169,7 @@ class Dispatcher:
         body = GenerateRequest(
             request_id=job.request_id,
             prompt=job.prompt,
+            prompt_index=job.prompt_index,
             variant=variant,
             negative_prompt=job.negative_prompt,
             width=job.width,

@@ -27,6 +27,7 @@ from hadis_gateway.openai_api import (
     error_payload,
     first_error,
 )
+from hadis_gateway.scoring import reference_prompt_indices
 from hadis_gateway.settings import Settings, parse_size
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ async def generate(state: GatewayState, request: Request) -> JSONResponse:
         )
     width, height = parse_size(req.size)
     rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+    prompt_index = reference_prompt_indices(cfg.profile).get(req.prompt.strip())
     jobs = [
         Job(
             request_id=rid if req.n == 1 else f"{rid}-{i}",
@@ -111,6 +113,7 @@ async def generate(state: GatewayState, request: Request) -> JSONResponse:
             width=width,
             height=height,
             arrival_unix_s=arrival,
+            prompt_index=prompt_index,
             model=None if req.model in (None, s.cascade_model) else req.model,
             negative_prompt=req.negative_prompt,
             num_inference_steps=req.num_inference_steps,

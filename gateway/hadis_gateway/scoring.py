@@ -15,7 +15,7 @@ from typing import Any
 
 from hadis.api.scores import PromptScores
 from hadis.errors import UserError
-from hadis.profiles import load_prompt_scores
+from hadis.profiles import load_prompt_scores, load_reference_prompts
 from hadis_gateway.settings import Settings
 from hadis_gateway.thresholds import Threshold, WindowQuantile
 
@@ -63,3 +63,17 @@ def reference_threshold(profile: str, variant: str | None, window: int) -> Thres
                 log.warning("router calibration unavailable (%r); using a seeded sliding window", e)
                 return WindowQuantile(seed=ref.ravel().tolist(), window=window)
     return WindowQuantile(window=window)
+
+
+@lru_cache(maxsize=4)
+def reference_prompt_indices(profile: str) -> dict[str, int]:
+    """Reference prompt → its row in the profile's prompt set (emulated workers look up its scores)."""
+    try:
+        prompts = load_reference_prompts(profile)
+    except UserError as e:
+        log.info("no reference prompts for profile %r (%s)", profile, e)
+        return {}
+    index: dict[str, int] = {}
+    for i, prompt in enumerate(prompts):
+        index.setdefault(prompt, i)
+    return index

@@ -26,7 +26,7 @@ from hadis_gateway.openai_api import (
     ModelCard,
     ModelList,
 )
-from hadis_gateway.scoring import default_scorer, reference_threshold
+from hadis_gateway.scoring import default_scorer, reference_prompt_indices, reference_threshold
 from hadis_gateway.settings import Settings
 from hadis_gateway.thresholds import Threshold, WindowQuantile
 
@@ -58,6 +58,7 @@ def create_app(
         balancer.set_endpoints({v: e.endpoints for v, e in cfg.variants.items()})
         metrics.config_reloads.labels("applied").inc()
         metrics.config_generation.set(cfg.generation)
+        reference_prompt_indices(cfg.profile)  # load once here, not on a request
         if auto and cfg.row is not None:  # reference distributions follow the profile and light variant
             for name, key in (("router", (cfg.profile, None)), ("disc", (cfg.profile, cfg.row.light))):
                 if keys.get(name) != key:

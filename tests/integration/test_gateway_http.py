@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 from tests.gateway_fakes import (
+    CrashingWorker,
     FakeWorker,
     FixedThreshold,
     ServerThread,
@@ -142,6 +143,20 @@ def test_killed_worker_is_retried_on_another_replica(cluster: Cluster) -> None:
     assert len(cluster.workers["h1"].requests) == 6
     assert sum(xh(r)["retries"] for r in replies) >= 1
     assert "hadis_gateway_worker_retries_total" in cluster.http.get("/metrics").text
+
+
+def test_worker_crashing_mid_request_is_retried_on_another_replica(cluster: Cluster) -> None:
+    crash = CrashingWorker()
+    try:
+        urls = [[cluster.url("l0")], [crash.url, cluster.url("h1")]]
+        gen = cluster.generation = cluster.generation + 1
+        write_config(cluster.path, cascade_config(*urls, theta=1.0, generation=gen))
+        cluster.wait_generation(gen)
+        replies = cluster.burst(4)
+        assert [r.status_code for r in replies] == [200] * 4
+        assert crash.accepted >= 1 and len(cluster.workers["h1"].requests) == 4
+    finally:
+        crash.close()
 
 
 def test_full_queue_answers_429_with_retry_after(tmp_path: Path) -> None:
