@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 
 from hadis.api.wire import CascadeConfig, GenerateRequest, GenerateResponse, WorkerError
 from hadis_gateway.balancer import Balancer
+from hadis_gateway.batch_scorer import BatchScorer, ScoreMany
 from hadis_gateway.metrics import GatewayMetrics
 from hadis_gateway.thresholds import Threshold, is_hard, should_escalate
 
@@ -81,7 +81,7 @@ class Dispatcher:
         client: httpx.AsyncClient,
         balancer: Balancer,
         config: Callable[[], CascadeConfig | None],
-        score_prompt: Callable[[str], float],
+        score_prompts: ScoreMany,
         router_threshold: Threshold,
         disc_threshold: Threshold,
         metrics: GatewayMetrics,
@@ -91,11 +91,12 @@ class Dispatcher:
         executor: Executor | None = None,
     ) -> None:
         self.client, self.balancer, self.metrics = client, balancer, metrics
-        self._config, self._score = config, score_prompt
+        self._config = config
         self.router_threshold, self.disc_threshold = router_threshold, disc_threshold
         self.grace_s = grace_s
         self.rng = rng or random.Random()
-        self.executor = executor  # scoring runs here (one thread: the router is not thread-safe)
+        # scoring runs on ``executor`` (one thread: the router is not thread-safe), batched under load
+        self.scorer = BatchScorer(score_prompts, executor)
 
     def config(self) -> CascadeConfig:
         cfg = self._config()
@@ -118,9 +119,7 @@ class Dispatcher:
     async def _cascade(self, cfg: CascadeConfig, job: Job, deadline: float) -> Outcome:
         row = cfg.row
         assert row is not None
-        score = float(
-            await asyncio.get_running_loop().run_in_executor(self.executor, self._score, job.prompt)
-        )
+        score = await self.scorer.score(job.prompt)
         hard = is_hard(score, row.theta, self.router_threshold)
         self.router_threshold.observe(score)
         if hard:

@@ -32,6 +32,8 @@ from hadis_gateway.settings import Settings, parse_size
 
 log = logging.getLogger(__name__)
 
+MAX_CLIENT_ID_CHARS = 100
+
 
 @dataclass
 class GatewayState:
@@ -104,7 +106,9 @@ async def generate(state: GatewayState, request: Request) -> JSONResponse:
             headers={"Retry-After": str(s.retry_after_s)},
         )
     width, height = parse_size(req.size)
-    rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+    rid = request.headers.get("x-request-id", "")
+    if not 0 < len(rid) <= MAX_CLIENT_ID_CHARS:  # the wire allows 128 chars; "-<i>" is appended for n > 1
+        rid = uuid.uuid4().hex
     prompt_index = reference_prompt_indices(cfg.profile).get(req.prompt.strip())
     jobs = [
         Job(

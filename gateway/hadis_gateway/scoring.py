@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from hadis.api.scores import PromptScores
 from hadis.errors import UserError
 from hadis.profiles import load_prompt_scores, load_reference_prompts
+from hadis_gateway.batch_scorer import ScoreMany, one_by_one
 from hadis_gateway.settings import Settings
 from hadis_gateway.thresholds import Threshold, WindowQuantile
 
@@ -27,15 +27,15 @@ def word_count_score(prompt: str) -> float:
     return float(len(prompt.split()))
 
 
-def default_scorer(settings: Settings) -> Callable[[str], float]:
-    """The paper's rule-based router (``hadis_gateway.router.PromptRouter``) if it loads, else a stand-in."""
+def default_scorer(settings: Settings) -> ScoreMany:
+    """The paper's rule-based router (``PromptRouter.score_many``) if it loads, else a stand-in."""
     try:
         module: Any = importlib.import_module("hadis_gateway.router")
         router = module.PromptRouter(settings.spacy_model)
-        score: Callable[[str], float] = router.score
+        score: ScoreMany = router.score_many
     except Exception as e:
         log.warning("prompt router unavailable (%r); scoring prompts by word count", e)
-        return word_count_score
+        return one_by_one(word_count_score)
     log.info("prompt router loaded (spaCy pipeline %s)", getattr(router, "loaded_model", "?"))
     return score
 

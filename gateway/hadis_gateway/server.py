@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hadis.api.wire import CascadeConfig
 from hadis_gateway.balancer import Balancer
+from hadis_gateway.batch_scorer import ScoreMany, one_by_one
 from hadis_gateway.config_watch import ConfigWatcher
 from hadis_gateway.dispatch import Dispatcher
 from hadis_gateway.images import GatewayState, error, generate
@@ -37,6 +38,7 @@ def create_app(
     settings: Settings,
     *,
     score_prompt: Callable[[str], float] | None = None,
+    score_prompts: ScoreMany | None = None,
     router_threshold: Threshold | None = None,
     disc_threshold: Threshold | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -52,7 +54,9 @@ def create_app(
         thresholds["router"] = router_threshold
     if disc_threshold is not None:
         thresholds["disc"] = disc_threshold
-    scorer = score_prompt or default_scorer(settings)
+    scorer = (
+        one_by_one(score_prompt) if score_prompt is not None else score_prompts or default_scorer(settings)
+    )
 
     def on_change(cfg: CascadeConfig) -> None:
         balancer.set_endpoints({v: e.endpoints for v, e in cfg.variants.items()})

@@ -69,6 +69,8 @@ def _parse_size(size: str, name: str) -> tuple[int, int]:
     w, sep, h = size.partition("x")
     if not sep or not w.isdigit() or not h.isdigit():
         raise SettingsError(f"{name}: {size!r} is not WIDTHxHEIGHT")
+    if not (64 <= int(w) <= 4096 and 64 <= int(h) <= 4096):
+        raise SettingsError(f"{name}: {size!r}: width and height must be within [64, 4096]")
     return int(w), int(h)
 
 

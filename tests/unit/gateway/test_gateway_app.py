@@ -222,3 +222,10 @@ def test_metrics_are_exposed(rig: tuple[Rig, TestClient]) -> None:
     ):
         assert name in text
     assert c.get("/readyz").json()["status"] == "ready"
+
+
+def test_client_request_id_is_used_when_valid(rig: tuple[Rig, TestClient]) -> None:
+    r, c = rig
+    c.post("/v1/images/generations", json={"prompt": "a"}, headers={"x-request-id": "abc"})
+    c.post("/v1/images/generations", json={"prompt": "a"}, headers={"x-request-id": "x" * 500})
+    assert r.light.requests[0].request_id == "abc" and len(r.light.requests[1].request_id) == 32

@@ -78,6 +78,7 @@ def test_settings_from_env() -> None:
         ({"HADIS_CONFIG_PATH": "c", "HADIS_QUEUE_CAPACITY": "0"}, "HADIS_QUEUE_CAPACITY"),
         ({"HADIS_CONFIG_PATH": "c", "HADIS_CONFIG_POLL_S": "-1"}, "HADIS_CONFIG_POLL_S"),
         ({"HADIS_CONFIG_PATH": "c", "HADIS_IMAGE_SIZES": "512"}, "HADIS_IMAGE_SIZES"),
+        ({"HADIS_CONFIG_PATH": "c", "HADIS_IMAGE_SIZES": "512x512,8x8"}, "HADIS_IMAGE_SIZES"),
     ],
 )
 def test_settings_errors_name_the_variable(env: dict[str, str], named: str) -> None:

@@ -33,7 +33,7 @@ def test_reference_threshold_without_reference_starts_empty() -> None:
 
 def test_unloadable_router_falls_back_to_word_count(tmp_path: Path) -> None:
     scorer = default_scorer(Settings(config_path=tmp_path / "c.json", spacy_model="no_such_spacy_pipeline"))
-    assert scorer is word_count_score and scorer("two words") == 2.0
+    assert list(scorer(["two words", "one"])) == [2.0, 1.0] == [word_count_score("two words"), 1.0]
 
 
 def test_app_builds_thresholds_from_the_profile(tmp_path: Path) -> None:
