@@ -1,0 +1,195 @@
+"""The local control loop: observe the gateway → decide → start/stop workers → write the config."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from hadis.api.allocation import Allocation
+from hadis.api.profile import Profile
+from hadis.api.service import HadisService
+from hadis.errors import UserError
+from hadis.local.metrics_text import parse_gateway_metrics
+from hadis.local.processes import Child, ProcessGroup, free_port
+from hadis.policy.demand import DemandEstimate
+from hadis.policy.inputs import build_decision_input
+from hadis.policy.pareto import table_for
+from hadis.policy.registry import get_policy
+from hadis.profiles import load_profile
+from hadis.reconcile.cascade_config import build_cascade_config
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class LocalService:
+    """One HadisService running on this machine. ``run`` blocks until ``should_stop`` returns True."""
+
+    svc: HadisService
+    workdir: Path
+    gateway_port: int
+    say: Say
+    observe_s: float = 1.0
+    group: ProcessGroup = field(init=False)
+    profile: Profile = field(init=False)
+    allocation: Allocation | None = field(default=None, init=False)
+    generation: int = field(default=0, init=False)
+    written: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        spec = self.svc.spec
+        if spec.profile.config_map is not None:
+            raise UserError(
+                "spec.profile.configMap: local mode reads built-in profiles or files (spec.profile.builtin)"
+            )
+        self.profile = load_profile(spec.profile.builtin or "").time_scaled(spec.profile.time_scale)
+        self.table = table_for(self.profile, variants=[v.name for v in spec.variants])
+        self.group = ProcessGroup(self.workdir / "logs", {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+        self.config_path = self.workdir / "cascade.json"
+        spec_engine = {v.name: v.engine or spec.engine for v in spec.variants}
+        self.engines = spec_engine
+
+    # --- decide and reconcile -------------------------------------------------------------------
+
+    def decide(self, demand_qps: float, queues: dict[str, float]) -> Allocation:
+        spec = self.svc.spec
+        inp = build_decision_input(
+            spec, self.profile, self.table, demand_qps, previous=self.allocation, queue_lengths=queues
+        )
+        return get_policy(spec.policy)(inp)
+
+    def _worker_env(self, variant: str, pool: str, port: int) -> dict[str, str]:
+        gpu = next(p.gpu_type for p in self.svc.spec.gpu_pools if p.name == pool)
+        return {
+            "HADIS_WORKER_VARIANT": variant,
+            "HADIS_CONFIG_PATH": str(self.config_path),
+            "HADIS_ENGINE": self.engines[variant],
+            "HADIS_PROFILE": self.svc.spec.profile.builtin or "",
+            "HADIS_GPU_TYPE": gpu,
+            "HADIS_WORKER_HOST": "127.0.0.1",
+            "HADIS_WORKER_PORT": str(port),
+            "HADIS_TIME_SCALE": str(self.svc.spec.profile.time_scale),
+        }
+
+    def apply(self, alloc: Allocation) -> None:
+        """Start and stop workers so that each (variant, pool) runs its allocated replicas."""
+        want = Counter({(a.variant, a.pool): a.replicas for a in alloc.variants if a.replicas > 0})
+        have = Counter((c.role, c.pool) for c in self.group.workers())
+        for key, n in have.items():
+            extra = n - want.get(key, 0)
+            if extra > 0:  # stop the newest first; they leave the config before they stop
+                doomed = [c for c in self.group.workers(key[0]) if c.pool == key[1]][-extra:]
+                for c in doomed:
+                    c.ready = False
+                self.allocation = alloc
+                self.write_config()
+                for c in doomed:
+                    self.group.stop(c)
+        for (variant, pool), n in want.items():
+            for _ in range(n - have.get((variant, pool), 0)):
+                port = free_port()
+                self.group.start(variant, "hadis_worker", self._worker_env(variant, pool, port), port, pool)
+        changed = (
+            self.allocation is None
+            or alloc.row != self.allocation.row
+            or alloc.split != self.allocation.split
+        )
+        self.allocation = alloc
+        if changed:
+            self.say(f"allocation: {describe(alloc)}")
+
+    def write_config(self) -> None:
+        """Write the cascade configuration (ready workers only) when it changed; atomic rename."""
+        if self.allocation is None:
+            return
+        endpoints: dict[str, list[str]] = {}
+        for c in self.group.workers():
+            if c.ready:
+                endpoints.setdefault(c.role, []).append(c.url)
+        spec = self.svc.spec
+        cfg = build_cascade_config(
+            self.allocation,
+            self.profile,
+            endpoints,
+            slo_s=spec.slo_seconds,
+            admission_factor=spec.admission_factor,
+            time_scale=spec.profile.time_scale,
+            generation=self.generation + 1,
+        )
+        body = cfg.model_copy(update={"generation": 0}).model_dump_json(by_alias=True)
+        if body == self.written:
+            return
+        self.generation += 1
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cfg.to_wire(), indent=1))
+        os.replace(tmp, self.config_path)
+        self.written = body
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def start(self, demand_qps: float) -> Child:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.apply(self.decide(demand_qps, {}))
+        self.write_config()
+        env = {
+            "HADIS_CONFIG_PATH": str(self.config_path),
+            "HADIS_GATEWAY_HOST": "127.0.0.1",
+            "HADIS_GATEWAY_PORT": str(self.gateway_port),
+            "HADIS_QUEUE_CAPACITY": str(self.svc.spec.gateway.queue_capacity),
+            "HADIS_THRESHOLD_WINDOW": str(self.svc.spec.gateway.score_window),
+        }
+        return self.group.start("gateway", "hadis_gateway", env, self.gateway_port)
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.group.poll_ready()
+            self.write_config()
+            if all(c.ready for c in self.group.children):
+                return
+            time.sleep(0.2)
+        slow = [f"{c.role}:{c.port}" for c in self.group.children if not c.ready]
+        raise UserError(f"not ready after {timeout_s:g} s: {slow}; logs in {self.group.log_dir}")
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        spec = self.svc.spec
+        demand = DemandEstimate(spec.allocation.ewma_alpha, spec.allocation.over_provisioning)
+        gateway = f"http://127.0.0.1:{self.gateway_port}/metrics"
+        last_total: float | None = None
+        last_t = time.monotonic()
+        next_decision = last_t + spec.allocation.interval_seconds
+        queues: dict[str, float] = {}
+        while not should_stop():
+            time.sleep(self.observe_s)
+            self.group.poll_ready()
+            self.write_config()
+            try:
+                sample = parse_gateway_metrics(httpx.get(gateway, timeout=2.0).text)
+            except httpx.HTTPError as e:
+                self.say(f"observe: gateway metrics unavailable ({type(e).__name__}); keeping the allocation")
+                continue
+            now = time.monotonic()
+            if last_total is not None and now > last_t:
+                demand = demand.observe(max(0.0, sample.arrivals_total - last_total) / (now - last_t))
+            last_total, last_t, queues = sample.arrivals_total, now, sample.queue
+            if now >= next_decision:
+                next_decision = now + spec.allocation.interval_seconds
+                self.apply(self.decide(demand.demand_qps, queues))
+                self.write_config()
+
+
+def describe(a: Allocation) -> str:
+    if a.row is not None:
+        route = f"{a.row.light} -> {a.row.heavy} θ={a.row.theta:.2f} τ={a.row.tau:.2f}"
+    else:
+        route = ", ".join(f"{v} {s:.0%}" for v, s in a.split.items())
+    gpus = ", ".join(f"{v}×{a.replicas(v)} (batch {a.batch_size(v)})" for v in a.active_variants)
+    shed = " · SHEDDING" if a.shed else ""
+    return f"{route} · FID {a.expected_fid:.2f} · demand {a.demand_qps:.1f} QPS · {gpus}{shed}"

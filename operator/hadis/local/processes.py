@@ -1,0 +1,102 @@
+"""Child processes of local mode: one gateway and one worker process per allocated GPU."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from hadis.errors import UserError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Child:
+    """A started process, what it serves and where."""
+
+    role: str  # "gateway" or the worker's variant
+    pool: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    ready: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class ProcessGroup:
+    """Starts, watches and stops the children; every child's output goes to a log file."""
+
+    log_dir: Path
+    base_env: dict[str, str]
+    children: list[Child] = field(default_factory=list)
+
+    def start(self, role: str, module: str, env: dict[str, str], port: int, pool: str = "") -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / f"{role}-{pool or 'main'}-{port}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", module],
+                env={**os.environ, **self.base_env, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches hadis up, which stops the children in order
+            )
+        child = Child(role, pool, port, proc, log)
+        self.children.append(child)
+        return child
+
+    def workers(self, variant: str | None = None) -> list[Child]:
+        return [c for c in self.children if c.role != "gateway" and (variant is None or c.role == variant)]
+
+    def poll_ready(self, timeout_s: float = 0.5) -> None:
+        """Mark children whose /readyz answers 200; a child that exited is an error naming its log."""
+        for c in self.children:
+            code = c.proc.poll()
+            if code is not None:
+                tail = c.log.read_text(errors="replace")[-2000:]
+                raise UserError(f"{c.role} on port {c.port} exited with code {code}; log {c.log}:\n{tail}")
+            if not c.ready:
+                try:
+                    c.ready = httpx.get(f"{c.url}/readyz", timeout=timeout_s).status_code == 200
+                except httpx.HTTPError:
+                    c.ready = False
+
+    def stop(self, child: Child, grace_s: float = 10.0) -> None:
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+            try:
+                child.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait(timeout=5)
+        if child in self.children:
+            self.children.remove(child)
+
+    def stop_all(self, grace_s: float = 10.0) -> None:
+        for c in list(self.children):
+            if c.proc.poll() is None:
+                c.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for c in list(self.children):
+            try:
+                c.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                c.proc.kill()
+                c.proc.wait(timeout=5)
+        self.children.clear()
