@@ -35,6 +35,7 @@ bench: install  ## benchmarks: print figures (not tests)
 	$(BIN)/python bench/bench_allocator.py
 	$(BIN)/python bench/bench_simulator.py
 	$(BIN)/python bench/bench_router.py
+	$(BIN)/python bench/bench_gateway.py
 
 profile: install  ## regenerate the packaged default profile from ../shared/data/hadis-l40s
 	$(BIN)/python scripts/build_default_profile.py
