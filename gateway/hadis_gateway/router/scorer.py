@@ -82,7 +82,7 @@ class PromptRouter:
         reference: ReferenceStats | None = None,
         lexicons: Lexicons | None = None,
         entities: bool = True,
-        cache_size: int = 4096,
+        cache_size: int = 16384,
     ) -> None:
         from wordfreq import word_frequency
 
