@@ -88,7 +88,7 @@ def test_unreachable_gateway_gives_explicit_outcomes(
     trace.write_text("0,1\n10,2\n")
     code = main(["load", "--trace", str(trace), "--url", f"http://127.0.0.1:{port}", "--slo", "1", "--json"])
     s = json.loads(capsys.readouterr().out)
-    assert code == 0 and s["requests"] == 2 and s["ok"] == 0 and s["errors"] == {"ConnectError": 2}
+    assert code == 0 and s["requests"] == 2 and s["ok"] == 0 and s["errors"] == {"connect_error": 2}
 
 
 def test_bad_url_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
