@@ -96,6 +96,7 @@ async def generate(state: GatewayState, request: Request) -> JSONResponse:
         return bad_request(
             f"Invalid 'model': {req.model!r} does not exist; models: {known}", "model", "model_not_found"
         )
+    state.metrics.arrivals.inc(req.n)
     if state.in_flight >= s.queue_capacity:
         state.metrics.rejected.labels("queue_full").inc()
         return error(

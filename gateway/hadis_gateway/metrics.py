@@ -10,6 +10,11 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 12
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
+        self.arrivals = Counter(
+            "hadis_gateway_arrivals_total",
+            "Images asked for by valid requests, counted on arrival (the demand the control loop sees)",
+            registry=r,
+        )
         self.requests = Counter(
             "hadis_gateway_requests_total",
             "Images answered, by outcome and variant",
