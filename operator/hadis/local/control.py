@@ -39,9 +39,13 @@ class LocalService:
     observe_s: float = 1.0
     group: ProcessGroup = field(init=False)
     profile: Profile = field(init=False)
-    allocation: Allocation | None = field(default=None, init=False)
+    switch_timeout_s: float = 30.0
+    allocation: Allocation | None = field(default=None, init=False)  # the latest decision
+    routing: Allocation | None = field(default=None, init=False)  # the decision the config routes by
+    pending_since: float = field(default=0.0, init=False)
     generation: int = field(default=0, init=False)
     written: str = field(default="", init=False)
+    written_at: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         spec = self.svc.spec
@@ -79,23 +83,7 @@ class LocalService:
         }
 
     def apply(self, alloc: Allocation) -> None:
-        """Start and stop workers so that each (variant, pool) runs its allocated replicas."""
-        want = Counter({(a.variant, a.pool): a.replicas for a in alloc.variants if a.replicas > 0})
-        have = Counter((c.role, c.pool) for c in self.group.workers())
-        for key, n in have.items():
-            extra = n - want.get(key, 0)
-            if extra > 0:  # stop the newest first; they leave the config before they stop
-                doomed = [c for c in self.group.workers(key[0]) if c.pool == key[1]][-extra:]
-                for c in doomed:
-                    c.ready = False
-                self.allocation = alloc
-                self.write_config()
-                for c in doomed:
-                    self.group.stop(c)
-        for (variant, pool), n in want.items():
-            for _ in range(n - have.get((variant, pool), 0)):
-                port = free_port()
-                self.group.start(variant, "hadis_worker", self._worker_env(variant, pool, port), port, pool)
+        """Make before break: start the workers ``alloc`` needs now; route by it once they are ready."""
         changed = (
             self.allocation is None
             or alloc.row != self.allocation.row
@@ -104,18 +92,68 @@ class LocalService:
         self.allocation = alloc
         if changed:
             self.say(f"allocation: {describe(alloc)}")
+        want = _wanted(alloc)
+        serving = Counter((c.role, c.pool) for c in self.group.workers() if not c.retiring)
+        for key, n in want.items():
+            for c in [c for c in self.group.workers(key[0]) if c.pool == key[1] and c.retiring][
+                : max(0, n - serving[key])
+            ]:
+                c.retiring = False  # wanted again before it stopped: keep it
+                serving[key] += 1
+            for _ in range(n - serving[key]):
+                port = free_port()
+                self.group.start(key[0], "hadis_worker", self._worker_env(key[0], key[1], port), port, key[1])
+        self.pending_since = time.monotonic()
+        self.maybe_switch()
+
+    def maybe_switch(self) -> None:
+        """Route by the latest decision once its workers are ready (or after ``switch_timeout_s``, once
+        each needed variant has a ready worker); then retire the workers it no longer needs."""
+        alloc = self.allocation
+        if alloc is None or alloc is self.routing:
+            return
+        want = _wanted(alloc)
+        ready = Counter((c.role, c.pool) for c in self.group.workers() if c.ready and not c.retiring)
+        waited = time.monotonic() - self.pending_since
+        if self.routing is not None:
+            for key, n in want.items():
+                if ready[key] < n and not (waited >= self.switch_timeout_s and ready[key] > 0):
+                    return
+        self.routing = alloc
+        serving: dict[tuple[str, str], list[Child]] = {}
+        for c in self.group.workers():
+            if not c.retiring:
+                serving.setdefault((c.role, c.pool), []).append(c)
+        for key, workers in serving.items():
+            extra = len(workers) - want.get(key, 0)
+            if extra > 0:  # not-ready ones first, then the newest
+                doomed = sorted(workers, key=lambda c: (c.ready, -self.group.children.index(c)))[:extra]
+                for c in doomed:
+                    c.retiring, c.retire_after = True, self.generation + 1
+        self.write_config()
+
+    def retire(self, applied_generation: int | None) -> None:
+        """Stop retiring workers once the gateway routes by a config without them (or 5 s after it
+        was written, if the gateway's generation cannot be read)."""
+        late = time.monotonic() - self.written_at > 5.0
+        for c in self.group.workers():
+            if c.retiring and c.stop_deadline is None:
+                acked = applied_generation is not None and applied_generation >= c.retire_after
+                if acked or (late and self.generation >= c.retire_after):
+                    self.group.terminate(c)
+        self.group.reap()
 
     def write_config(self) -> None:
-        """Write the cascade configuration (ready workers only) when it changed; atomic rename."""
-        if self.allocation is None:
+        """Write the cascade configuration (ready, non-retiring workers) when it changed; atomic rename."""
+        if self.routing is None:
             return
         endpoints: dict[str, list[str]] = {}
         for c in self.group.workers():
-            if c.ready:
+            if c.ready and not c.retiring:
                 endpoints.setdefault(c.role, []).append(c.url)
         spec = self.svc.spec
         cfg = build_cascade_config(
-            self.allocation,
+            self.routing,
             self.profile,
             endpoints,
             slo_s=spec.slo_seconds,
@@ -130,7 +168,7 @@ class LocalService:
         tmp = self.config_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(cfg.to_wire(), indent=1))
         os.replace(tmp, self.config_path)
-        self.written = body
+        self.written, self.written_at = body, time.monotonic()
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -151,6 +189,7 @@ class LocalService:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.group.poll_ready()
+            self.maybe_switch()
             self.write_config()
             if all(c.ready for c in self.group.children):
                 return
@@ -169,12 +208,15 @@ class LocalService:
         while not should_stop():
             time.sleep(self.observe_s)
             self.group.poll_ready()
+            self.maybe_switch()
             self.write_config()
             try:
                 sample = parse_gateway_metrics(httpx.get(gateway, timeout=2.0).text)
             except httpx.HTTPError as e:
                 self.say(f"observe: gateway metrics unavailable ({type(e).__name__}); keeping the allocation")
+                self.retire(None)
                 continue
+            self.retire(sample.config_generation)
             now = time.monotonic()
             if last_total is not None and now > last_t:
                 demand = demand.observe(max(0.0, sample.arrivals_total - last_total) / (now - last_t))
@@ -183,6 +225,10 @@ class LocalService:
                 next_decision = now + spec.allocation.interval_seconds
                 self.apply(self.decide(demand.demand_qps, queues))
                 self.write_config()
+
+
+def _wanted(alloc: Allocation) -> Counter[tuple[str, str]]:
+    return Counter({(a.variant, a.pool): a.replicas for a in alloc.variants if a.replicas > 0})
 
 
 def describe(a: Allocation) -> str:

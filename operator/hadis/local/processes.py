@@ -32,6 +32,10 @@ class Child:
     proc: subprocess.Popen[bytes]
     log: Path
     ready: bool = False
+    #: left the routing: stopped once the gateway has applied config generation ``retire_after``
+    retiring: bool = False
+    retire_after: int = 0
+    stop_deadline: float | None = None  # SIGTERM sent; killed if still running after this
 
     @property
     def url(self) -> str:
@@ -67,6 +71,8 @@ class ProcessGroup:
     def poll_ready(self, timeout_s: float = 0.5) -> None:
         """Mark children whose /readyz answers 200; a child that exited is an error naming its log."""
         for c in self.children:
+            if c.stop_deadline is not None:
+                continue  # being stopped: its exit is expected
             code = c.proc.poll()
             if code is not None:
                 tail = c.log.read_text(errors="replace")[-2000:]
@@ -87,6 +93,23 @@ class ProcessGroup:
                 child.proc.wait(timeout=5)
         if child in self.children:
             self.children.remove(child)
+
+    def terminate(self, child: Child, grace_s: float = 10.0) -> None:
+        """SIGTERM without waiting (the worker drains its running batch); :meth:`reap` collects it."""
+        if child.stop_deadline is None:
+            child.stop_deadline = time.monotonic() + grace_s
+            if child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+
+    def reap(self) -> None:
+        """Forget terminated children that exited; kill those past their grace period."""
+        for c in list(self.children):
+            if c.stop_deadline is None:
+                continue
+            if c.proc.poll() is None and time.monotonic() > c.stop_deadline:
+                c.proc.kill()
+            if c.proc.poll() is not None:
+                self.children.remove(c)
 
     def stop_all(self, grace_s: float = 10.0) -> None:
         for c in list(self.children):
