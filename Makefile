@@ -3,10 +3,11 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+STAMP_DIFFUSERS := $(VENV)/.installed-diffusers
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: install run test test-unit lint typecheck layers bench profile clean
+.PHONY: install install-diffusers run test test-unit lint typecheck layers bench profile clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,10 +17,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install hadis with the operator and dev extras
 
+# the diffusers engine's stack (torch CPU wheel, diffusers, transformers): the tests need it, make run not
+$(STAMP_DIFFUSERS): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[operator,gateway,worker,diffusers,dev]'
+	@touch $(STAMP_DIFFUSERS)
+
+install-diffusers: $(STAMP_DIFFUSERS)  ## also install the diffusers extra (real engines, discriminator)
+
 run: install  ## the main job: simulate the paper's E1 experiment for every policy
 	$(BIN)/hadis simulate --e1 --compare --out out/e1
 
-test: install lint  ## lint, type-check, layering contracts, then every test
+test: install-diffusers lint  ## lint, type-check, layering contracts, then every test
 	$(BIN)/python -m pytest -q tests
 
 test-unit: install

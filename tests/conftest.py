@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_models_fixture import tiny_models  # noqa: F401  (session fixture, builds on first use)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -62,6 +62,7 @@ class WorkerState:
     runtime: VariantRuntime
     watcher: ConfigWatcher | None = None
     ready: bool = False
+    warmup_error: str | None = None
     loop: asyncio.AbstractEventLoop | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -88,7 +89,12 @@ class WorkerState:
             log.info("shutting down: answered %d queued request(s)", n)
 
     async def warm_up(self) -> None:
-        await self.engine.warmup()
+        try:
+            await self.engine.warmup()
+        except Exception as e:  # never ready; /healthz reports it (a restart is the remedy)
+            self.warmup_error = f"{type(e).__name__}: {e}"
+            log.exception("warm-up failed; the worker will not become ready")
+            return
         if not self.batcher.closing:
             self.ready = True
             log.info("worker for %r ready (batch size %d)", self.settings.variant, self.batcher.batch_size)
@@ -186,6 +192,8 @@ def create_app(settings: WorkerSettings, engine: Engine | None = None) -> FastAP
         """Liveness: the process answers and its batcher runs."""
         if not batcher.alive:
             return JSONResponse({"status": "batcher stopped"}, status_code=500)
+        if state.warmup_error is not None:
+            return JSONResponse({"status": f"warm-up failed: {state.warmup_error}"}, status_code=500)
         return JSONResponse({"status": "ok"})
 
     @app.get("/readyz")
@@ -199,6 +207,7 @@ def create_app(settings: WorkerSettings, engine: Engine | None = None) -> FastAP
             "queue": batcher.queue_length,
             "configGeneration": state.runtime.generation,
             "configError": state.watcher.last_error if state.watcher else None,
+            "warmupError": state.warmup_error,
             "closing": batcher.closing,
         }
         return JSONResponse(body, status_code=200 if state.ready and not batcher.closing else 503)

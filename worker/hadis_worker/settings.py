@@ -16,7 +16,21 @@ HADIS_WORKER_MAX_QUEUE      queued requests beyond which new ones are refused 10
 HADIS_CONFIG_POLL_S         how often the config file is checked (seconds)    1.0
 HADIS_WORKER_SEED           seed of the emulated engine's random draws        0
 HADIS_WORKER_DRAIN_S        how long shutdown waits for the running batch     30
+HADIS_MODEL                 diffusers: local pipeline directory or hub id     the profile variant's
+HADIS_UNET_CHECKPOINT       diffusers: a UNet .safetensors state dict to      none
+                            load over the pipeline's (the SDXL-Lightning way)
+HADIS_MODEL_ROOT            local model paths must resolve inside this dir    none (any path)
+HADIS_DEVICE                diffusers: ``cpu``, ``cuda`` or ``cuda:N``        cuda if present, else cpu
+HADIS_DTYPE                 diffusers: float32, float16 or bfloat16           float16 on cuda, else 32
+HADIS_STEPS                 diffusers: denoising steps until a config names   the profile variant's
+HADIS_GUIDANCE_SCALE        diffusers: guidance until a config names one      the profile variant's
+HADIS_DISCRIMINATOR_CLIP    saved CLIP model + image processor directory      none (no p_real)
+HADIS_DISCRIMINATOR_HEAD    the discriminator head's state dict file          none (no p_real)
 =========================== ================================================= =====================
+
+Local paths (model, UNet checkpoint, discriminator files) are checked by :func:`resolve_local_path`:
+with ``HADIS_MODEL_ROOT`` set, a relative path is taken inside the root, and a path that resolves
+outside it (``..``, absolute elsewhere, a symlink out) is refused naming the variable.
 """
 
 from __future__ import annotations
@@ -32,6 +46,10 @@ from hadis.api.profile import NAME_PATTERN
 
 EngineKind = Literal["emulated", "diffusers"]
 ENGINES: tuple[EngineKind, ...] = ("emulated", "diffusers")
+DTYPES = ("float32", "float16", "bfloat16")
+DEVICE_PATTERN = r"^(cpu|mps|cuda(:[0-9]+)?)$"
+#: A Hugging Face hub id: ``name`` or ``owner/name`` (letters, digits, ``-_.``; not ``.``/``..``).
+HUB_ID_PATTERN = r"^(?!\.{1,2}(/|$))[A-Za-z0-9][\w.-]*(/(?!\.{1,2}$)[\w.-]+)?$"
 
 
 class SettingsError(ValueError):
@@ -55,6 +73,15 @@ class WorkerSettings:
     config_poll_s: float = 1.0
     seed: int = 0
     drain_s: float = 30.0
+    model: str | None = None
+    unet_checkpoint: str | None = None
+    model_root: Path | None = None
+    device: str | None = None
+    dtype: str | None = None
+    steps: int | None = None
+    guidance_scale: float | None = None
+    discriminator_clip: str | None = None
+    discriminator_head: str | None = None
 
     def __post_init__(self) -> None:
         if not re.match(NAME_PATTERN, self.variant):
@@ -77,6 +104,21 @@ class WorkerSettings:
         ):
             if not positive > 0:
                 raise SettingsError(f"{name}: must be > 0, got {positive}")
+        if self.device is not None and not re.match(DEVICE_PATTERN, self.device):
+            raise SettingsError(f"HADIS_DEVICE: expected cpu, cuda or cuda:N, got {self.device!r}")
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise SettingsError(f"HADIS_DTYPE: must be one of {list(DTYPES)}, got {self.dtype!r}")
+        if self.steps is not None and not 1 <= self.steps <= 500:
+            raise SettingsError(f"HADIS_STEPS: must be within [1, 500], got {self.steps}")
+        if self.guidance_scale is not None and not 0 <= self.guidance_scale <= 50:
+            raise SettingsError(f"HADIS_GUIDANCE_SCALE: must be within [0, 50], got {self.guidance_scale}")
+        if (self.discriminator_clip is None) != (self.discriminator_head is None):
+            missing = (
+                "HADIS_DISCRIMINATOR_HEAD" if self.discriminator_head is None else "HADIS_DISCRIMINATOR_CLIP"
+            )
+            raise SettingsError(
+                f"{missing}: required with the other discriminator path (set both or neither)"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -103,7 +145,57 @@ class WorkerSettings:
             config_poll_s=_float(e, "HADIS_CONFIG_POLL_S", 1.0),
             seed=_int(e, "HADIS_WORKER_SEED", 0),
             drain_s=_float(e, "HADIS_WORKER_DRAIN_S", 30.0),
+            model=_str(e, "HADIS_MODEL"),
+            unet_checkpoint=_str(e, "HADIS_UNET_CHECKPOINT"),
+            model_root=Path(root) if (root := _str(e, "HADIS_MODEL_ROOT")) else None,
+            device=_str(e, "HADIS_DEVICE"),
+            dtype=_str(e, "HADIS_DTYPE"),
+            steps=_int(e, "HADIS_STEPS", 0) if _str(e, "HADIS_STEPS") else None,
+            guidance_scale=_float(e, "HADIS_GUIDANCE_SCALE", 0.0)
+            if _str(e, "HADIS_GUIDANCE_SCALE")
+            else None,
+            discriminator_clip=_str(e, "HADIS_DISCRIMINATOR_CLIP"),
+            discriminator_head=_str(e, "HADIS_DISCRIMINATOR_HEAD"),
         )
+
+    def local_path(self, name: str, value: str) -> Path:
+        """A local file or directory setting, confined to ``HADIS_MODEL_ROOT`` (see the module docstring)."""
+        return resolve_local_path(value, self.model_root, name)
+
+    def model_source(self, model: str) -> Path | str:
+        """The diffusers model to load: a local directory (confined) or a hub id (when not a local path)."""
+        return resolve_model(model, self.model_root)
+
+
+def resolve_local_path(value: str, root: Path | None, name: str) -> Path:
+    """``value`` as a path; with ``root``, relative to it and refused (naming ``name``) if it leaves it."""
+    path = Path(value).expanduser()
+    if root is None:
+        return path
+    base = root.expanduser().resolve()
+    resolved = (base / path).resolve()  # an absolute ``path`` replaces ``base``
+    if resolved != base and base not in resolved.parents:
+        raise SettingsError(f"{name}: {value!r} resolves to {resolved}, outside HADIS_MODEL_ROOT={base}")
+    return resolved
+
+
+def resolve_model(model: str, root: Path | None) -> Path | str:
+    """HADIS_MODEL: a local directory (confined to ``root``) when it is one, else a hub id.
+
+    A value that exists on disk (inside the root, with one) is a local path; so is anything that
+    cannot be a hub id (absolute, ``./``, ``..``, ``~``). Only what remains and matches the hub's
+    ``owner/name`` form is passed to the hub (which ``HF_HUB_OFFLINE=1`` keeps to the local cache).
+    """
+    local = resolve_local_path(model, root, "HADIS_MODEL")
+    if local.exists():
+        return local
+    if re.match(HUB_ID_PATTERN, model) and not Path(model).expanduser().is_absolute():
+        return model
+    raise SettingsError(f"HADIS_MODEL: {model!r} is not a directory ({local} does not exist) nor a hub id")
+
+
+def _str(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -98,6 +98,8 @@ def test_unknown_variant_or_gpu_is_a_settings_error() -> None:
         build_engine(WorkerSettings(variant="sdxl-lightning", gpu_type="H100"))
 
 
-def test_diffusers_engine_is_not_built_yet() -> None:
-    with pytest.raises(NotImplementedError, match="diffusers"):
+def test_diffusers_engine_refuses_an_unreachable_hub_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("diffusers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SettingsError, match="HADIS_MODEL: 'ByteDance/SDXL-Lightning' is no local directory"):
         build_engine(WorkerSettings(variant="sdxl-lightning", engine="diffusers"))
