@@ -196,7 +196,7 @@ def test_every_request_gets_an_answer_under_mixed_load(worker: Worker) -> None:
         assert r.status_code == (504 if i % 3 == 0 else 200)
 
 
-def test_sigterm_drains_the_queue_answering_every_request(tmp_path: Path) -> None:
+def test_sigterm_serves_the_queue_then_exits(tmp_path: Path) -> None:
     port = free_port()
     env = os.environ | {
         "HADIS_WORKER_VARIANT": VARIANT,
@@ -226,9 +226,8 @@ def test_sigterm_drains_the_queue_answering_every_request(tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    codes = sorted(r.status_code for r in responses)
-    assert codes == [200] + [503] * 5
-    assert {r.json()["code"] for r in responses if r.status_code == 503} == {"shutting_down"}
+    # the running request and the five queued before SIGTERM are all served, then the worker exits
+    assert [r.status_code for r in responses] == [200] * 6
 
 
 def _ready(url: str) -> bool:

@@ -1,7 +1,8 @@
 """``python -m hadis_worker``: serve one variant with the settings from the environment.
 
-On SIGTERM/SIGINT the worker stops being ready, answers every queued request ``shutting_down`` at
-once (before uvicorn waits for open connections), lets the running batch finish and exits.
+On SIGTERM/SIGINT the worker stops being ready and refuses new requests at once, serves what is
+queued and running (up to HADIS_WORKER_DRAIN_S; what is left then is answered ``shutting_down``)
+and exits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hadis_worker.settings import SettingsError, WorkerSettings
 
 
 class DrainingServer(uvicorn.Server):
-    """A uvicorn server that starts draining the worker's queue as soon as a stop signal arrives."""
+    """A uvicorn server that starts draining the worker as soon as a stop signal arrives."""
 
     def __init__(self, config: uvicorn.Config, state: WorkerState) -> None:
         super().__init__(config)
@@ -27,7 +28,7 @@ class DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         loop = self.state.loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.state.begin_shutdown)
+            loop.call_soon_threadsafe(self.state.begin_drain)
         super().handle_exit(sig, frame)
 
 

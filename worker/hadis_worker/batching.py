@@ -169,15 +169,27 @@ class Batcher:
         self.metrics.set_queue(0)
         return n
 
+    def refuse_new(self) -> None:
+        """Refuse new requests from now on; what is queued or running still gets served."""
+        self.closing = True
+
     async def stop(self, drain_s: float = 30.0) -> None:
-        """Drain: answer the queue, let the running batch finish (up to ``drain_s``), stop the task."""
-        self.begin_shutdown()
+        """Drain: refuse new requests, serve the queued and running ones for up to ``drain_s``, then
+        answer whatever is left ``shutting_down`` and stop the task.
+
+        Queued requests were admitted against their deadlines, so serving them beats bouncing them
+        to a replica that may not exist any more (the control plane stops a worker only after the
+        gateway stopped sending to it); the queue empties within admission factor × SLO.
+        """
+        self.refuse_new()
         task, self._task = self._task, None
         if task is None:
+            self.begin_shutdown()
             return
         deadline = time.perf_counter() + drain_s
-        while self._inflight and time.perf_counter() < deadline:
+        while (self._inflight or not self._queue.empty()) and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
+        self.begin_shutdown()
         inflight = list(self._inflight)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -185,7 +197,6 @@ class Batcher:
         for p in inflight:
             _resolve(p, _error("shutting_down", "the worker stopped before the batch finished", p.request))
         self._inflight = []
-        self.begin_shutdown()
 
 
 def _error(code: ErrorCode, message: str, request: GenerateRequest) -> WorkerError:

@@ -81,12 +81,12 @@ class WorkerState:
         self.engine.configure(runtime)
         self.metrics.config_generation.labels(self.settings.variant).set(config.generation)
 
-    def begin_shutdown(self) -> None:
-        """Stop being ready and answer the queue ``shutting_down`` (safe to call more than once)."""
+    def begin_drain(self) -> None:
+        """Stop being ready and refuse new requests; queued ones are still served (idempotent)."""
+        if self.ready or not self.batcher.closing:
+            log.info("draining: %d queued request(s) still to serve", self.batcher.queue_length)
         self.ready = False
-        n = self.batcher.begin_shutdown()
-        if n:
-            log.info("shutting down: answered %d queued request(s)", n)
+        self.batcher.refuse_new()
 
     async def warm_up(self) -> None:
         try:
@@ -142,7 +142,7 @@ def create_app(settings: WorkerSettings, engine: Engine | None = None) -> FastAP
         try:
             yield
         finally:
-            state.begin_shutdown()
+            state.begin_drain()
             for task in state.tasks:
                 task.cancel()
             await asyncio.gather(*state.tasks, return_exceptions=True)

@@ -124,7 +124,7 @@ def test_batch_admission_keeps_the_largest_set_that_finishes_in_time() -> None:
     asyncio.run(run())
 
 
-def test_stop_answers_queued_requests_shutting_down() -> None:
+def test_stop_serves_the_queue_and_refuses_new_requests() -> None:
     async def run() -> None:
         engine = FakeEngine(gated=True)
         engine.gate = asyncio.Event()
@@ -136,14 +136,30 @@ def test_stop_answers_queued_requests_shutting_down() -> None:
         await _wait_for(lambda: b.queue_length == 3)
         stopping = asyncio.ensure_future(b.stop(drain_s=5))
         await asyncio.sleep(0.01)
-        assert all(q.done() for q in queued)
+        assert not any(q.done() for q in queued)  # admitted: they wait for their turn
+        late = await b.submit(request(9))  # new ones are refused at once
+        assert isinstance(late, WorkerError) and late.code == "shutting_down"
         engine.gate.set()
         await stopping
         assert isinstance(running.result(), GenerateResponse)
         for q in queued:
-            assert isinstance(q.result(), WorkerError) and q.result().code == "shutting_down"
-        late = await b.submit(request(9))
-        assert isinstance(late, WorkerError) and late.code == "shutting_down"
+            assert isinstance(q.result(), GenerateResponse)
+
+
+def test_stop_answers_what_the_drain_window_leaves_shutting_down() -> None:
+    async def run() -> None:
+        engine = FakeEngine(gated=True)
+        engine.gate = asyncio.Event()
+        b = Batcher(engine, VARIANT, 1)
+        b.start()
+        running = asyncio.ensure_future(b.submit(request(0)))
+        await _wait_for(lambda: engine.started == 1)
+        queued = [asyncio.ensure_future(b.submit(request(i))) for i in range(1, 3)]
+        await _wait_for(lambda: b.queue_length == 2)
+        await b.stop(drain_s=0.05)  # the running batch never finishes within the window
+        for q in [running, *queued]:
+            out = await q
+            assert isinstance(out, WorkerError) and out.code == "shutting_down"
 
     asyncio.run(run())
 
