@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from hadis import __version__
-from hadis.cli import allocate_cmd, load_cmd, simulate_cmd, table_cmd, up_cmd
+from hadis.cli import allocate_cmd, bench_cmd, load_cmd, simulate_cmd, table_cmd, up_cmd
 from hadis.errors import UserError
 
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_cmd.add_parser(sub)
     load_cmd.add_parser(sub)
     up_cmd.add_parser(sub)
+    bench_cmd.add_parser(sub)
     return parser
 
 
