@@ -7,7 +7,7 @@ STAMP_DIFFUSERS := $(VENV)/.installed-diffusers
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: install install-diffusers run test test-unit lint typecheck layers bench profile clean
+.PHONY: install install-diffusers run test test-unit lint typecheck layers bench bench-e1 profile clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench: install  ## benchmarks: print figures (not tests)
 	$(BIN)/python bench/bench_simulator.py
 	$(BIN)/python bench/bench_router.py
 	$(BIN)/python bench/bench_gateway.py
+
+bench-e1: install  ## the paper's E1: every policy on the local stack (emulated, ~45 min) and simulated
+	$(BIN)/hadis bench e1
 
 profile: install  ## regenerate the packaged default profile from ../shared/data/hadis-l40s
 	$(BIN)/python scripts/build_default_profile.py
