@@ -22,6 +22,18 @@ class VariantSpec(ApiModel):
     name: str = Field(pattern=NAME_PATTERN)
     model: str | None = Field(None, description="hub id or path of the weights; default: the profile's")
     engine: Literal["diffusers", "emulated"] | None = Field(None, description="override spec.engine")
+    unet_checkpoint: str | None = Field(
+        None,
+        min_length=1,
+        description="a UNet .safetensors state dict loaded over the model's UNet (SDXL-Lightning)",
+    )
+
+
+class DiscriminatorSpec(ApiModel):
+    """The light workers' discriminator: a saved CLIP model directory and the MLP head's state dict."""
+
+    clip: str = Field(min_length=1, description="CLIP model + image processor directory (save_pretrained)")
+    head: str = Field(min_length=1, description="the head's state dict (.safetensors or .pt)")
 
 
 class PairSpec(ApiModel):
@@ -91,6 +103,9 @@ class HadisServiceSpec(ApiModel):
     metrics: MetricsSource = MetricsSource()
     gateway: GatewaySettings = GatewaySettings()
     images: Images = Images()
+    discriminator: DiscriminatorSpec | None = Field(
+        None, description="diffusers engine: the discriminator's files; without it p_real is not scored"
+    )
     model_volume: dict[str, Any] | None = Field(
         None, description="a Kubernetes volume source holding the weights (e.g. persistentVolumeClaim)"
     )

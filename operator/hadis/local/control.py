@@ -18,6 +18,7 @@ from hadis.api.service import HadisService
 from hadis.errors import UserError
 from hadis.local.metrics_text import parse_gateway_metrics
 from hadis.local.processes import Child, ProcessGroup, free_port
+from hadis.local.worker_env import diffusers_env
 from hadis.policy.demand import DemandEstimate
 from hadis.policy.inputs import build_decision_input
 from hadis.policy.pareto import table_for
@@ -71,7 +72,7 @@ class LocalService:
 
     def _worker_env(self, variant: str, pool: str, port: int) -> dict[str, str]:
         gpu = next(p.gpu_type for p in self.svc.spec.gpu_pools if p.name == pool)
-        return {
+        env = {
             "HADIS_WORKER_VARIANT": variant,
             "HADIS_CONFIG_PATH": str(self.config_path),
             "HADIS_ENGINE": self.engines[variant],
@@ -81,6 +82,9 @@ class LocalService:
             "HADIS_WORKER_PORT": str(port),
             "HADIS_TIME_SCALE": str(self.svc.spec.profile.time_scale),
         }
+        if self.engines[variant] == "diffusers":
+            env |= diffusers_env(self.svc.spec, self.profile, variant)
+        return env
 
     def apply(self, alloc: Allocation) -> None:
         """Make before break: start the workers ``alloc`` needs now; route by it once they are ready."""
