@@ -233,3 +233,24 @@ def test_bad_heads_are_refused(tiny_models: dict[str, Path], tmp_path: Path) -> 
     save_head(DiscriminatorHead(in_dim=768), tmp_path / "wide.safetensors")
     with pytest.raises(DiscriminatorError, match="768-d"):
         Discriminator.load(tiny_models["clip"], tmp_path / "wide.safetensors")
+
+
+def test_the_worker_process_stops_with_the_variable_named(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HADIS_WORKER_VARIANT": "sdxl-lightning",
+        "HADIS_ENGINE": "diffusers",
+        "HADIS_MODEL_ROOT": str(tmp_path),
+        "HADIS_MODEL": "../../etc",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "hadis_worker"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 2
+    assert "HADIS_MODEL" in out.stderr and "outside HADIS_MODEL_ROOT" in out.stderr
+    assert "Traceback" not in out.stderr

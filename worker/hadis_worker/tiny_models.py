@@ -12,9 +12,9 @@
 
 The profile's variants are ``tiny-sd`` (light, model = OUT_DIR/tiny-sd) and ``tiny-sdxl-lightning``
 (heavy, model = OUT_DIR/tiny-sdxl; serve it with the UNet checkpoint). Latencies are nominal CPU
-figures, not measurements, and the FIDs of the sweep are made up with the shape of a real sweep
-(escalating more improves quality) so that the Pareto table and the allocator have something to
-work on. The weights are random: images are noise, and so are the discriminator's scores.
+figures, not measurements, and the FIDs of the sweep are made up (see :func:`_sweep`) so that the
+Pareto table and the allocator have something to work on. The weights are random: images are
+noise, and so are the discriminator's scores.
 
 The CLIP tokenizer is a byte-level vocabulary without merges (every byte is a token), written here,
 so nothing is fetched. Everything is seeded: the same OUT_DIR contents on every run.
