@@ -46,6 +46,7 @@ def main() -> int:
         port=settings.port,
         timeout_graceful_shutdown=int(settings.drain_s) + 5,
         log_level="info",
+        access_log=False,  # one line per request is CPU a busy machine lacks; metrics count them
     )
     DrainingServer(config, app.state.worker).run()
     return 0
