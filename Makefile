@@ -24,7 +24,8 @@ $(STAMP_DIFFUSERS): $(STAMP)
 
 install-diffusers: $(STAMP_DIFFUSERS)  ## also install the diffusers extra (real engines, discriminator)
 
-run: install  ## the main job: simulate the paper's E1 experiment for every policy
+run: install  ## the main job: the local stack on E1's first 2,500 requests, then E1 simulated for every policy
+	$(BIN)/hadis bench e1 --policy hadis --max-requests 2500 --out out/run
 	$(BIN)/hadis simulate --e1 --compare --out out/e1
 
 test: install-diffusers lint  ## lint, type-check, layering contracts, then every test

@@ -79,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"results": rows})
     else:
+        full = len(presets.e1_trace())
         print(table(rows))
+        if len(trace) < full:
+            print(f"\n(a partial run: {len(trace)} of E1's {full} requests; targets are for all)")
     return 0
 
 
