@@ -47,6 +47,7 @@ class LocalService:
     generation: int = field(default=0, init=False)
     written: str = field(default="", init=False)
     written_at: float = field(default=0.0, init=False)
+    initial_qps: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         spec = self.svc.spec
@@ -177,8 +178,11 @@ class LocalService:
     # --- the loop -------------------------------------------------------------------------------
 
     def start(self, demand_qps: float) -> Child:
+        """Start the first decision's workers and the gateway; ``demand_qps`` seeds the demand
+        estimate (as the simulator's first interval does), × over-provisioning like every estimate."""
+        self.initial_qps = demand_qps
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.apply(self.decide(demand_qps, {}))
+        self.apply(self.decide(demand_qps * self.svc.spec.allocation.over_provisioning, {}))
         self.write_config()
         env = {
             "HADIS_CONFIG_PATH": str(self.config_path),
@@ -203,7 +207,9 @@ class LocalService:
 
     def run(self, should_stop: Callable[[], bool]) -> None:
         spec = self.svc.spec
-        demand = DemandEstimate(spec.allocation.ewma_alpha, spec.allocation.over_provisioning)
+        demand = DemandEstimate(
+            spec.allocation.ewma_alpha, spec.allocation.over_provisioning, self.initial_qps or None
+        )
         gateway = f"http://127.0.0.1:{self.gateway_port}/metrics"
         last_total: float | None = None
         last_t = time.monotonic()
