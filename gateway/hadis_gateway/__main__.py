@@ -23,7 +23,13 @@ def main() -> int:
     # httpx logs every worker call at INFO: at hundreds of requests a second that is CPU the
     # gateway needs for routing (measured on the emulated E1 run), so only its warnings are kept
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+    )
     return 0
 
 

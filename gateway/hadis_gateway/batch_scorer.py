@@ -2,11 +2,16 @@
 
 spaCy scores a batch of prompts (``nlp.pipe``) about twice as fast per prompt as one at a time, so
 under load the router keeps up; when idle a prompt is scored alone, with no added wait.
+
+With ``cache_size`` > 0 the scores of that many recent prompts are kept on the event loop's side
+(LRU): a repeated prompt is answered at once, with no trip to the scoring thread (which, holding
+the GIL for milliseconds at a time, would delay the answer). Only for deterministic scorers.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
@@ -21,13 +26,23 @@ def one_by_one(score: Callable[[str], float]) -> ScoreMany:
 class BatchScorer:
     """``await score(prompt)``: ``score_many`` on ``executor``, up to ``max_batch`` prompts at once."""
 
-    def __init__(self, score_many: ScoreMany, executor: Executor | None, max_batch: int = 32) -> None:
+    def __init__(
+        self, score_many: ScoreMany, executor: Executor | None, max_batch: int = 32, cache_size: int = 0
+    ) -> None:
+        if cache_size < 0:
+            raise ValueError("cache_size must be >= 0")
         self._score_many, self._executor, self.max_batch = score_many, executor, max_batch
+        self._cache: OrderedDict[str, float] = OrderedDict()
+        self.cache_size = cache_size
         self._pending: list[tuple[str, asyncio.Future[float]]] = []
         self._running = False
         self._task: asyncio.Task[None] | None = None
 
     async def score(self, prompt: str) -> float:
+        hit = self._cache.get(prompt)
+        if hit is not None:
+            self._cache.move_to_end(prompt)
+            return hit
         loop = asyncio.get_running_loop()
         future: asyncio.Future[float] = loop.create_future()
         self._pending.append((prompt, future))
@@ -54,8 +69,16 @@ class BatchScorer:
                     if not isinstance(e, Exception):
                         raise
                     continue
-                for (_, f), score in zip(batch, scores, strict=True):
+                for (prompt, f), score in zip(batch, scores, strict=True):
+                    self._remember(prompt, score)
                     if not f.done():
                         f.set_result(score)
         finally:
             self._running = False
+
+    def _remember(self, prompt: str, score: float) -> None:
+        if self.cache_size:
+            self._cache[prompt] = score
+            self._cache.move_to_end(prompt)
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -9,7 +10,6 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 
-import httpx
 from pydantic import ValidationError
 
 from hadis.api.wire import CascadeConfig, GenerateRequest, GenerateResponse, WorkerError
@@ -17,6 +17,7 @@ from hadis_gateway.balancer import Balancer
 from hadis_gateway.batch_scorer import BatchScorer, ScoreMany
 from hadis_gateway.metrics import GatewayMetrics
 from hadis_gateway.thresholds import Threshold, is_hard, should_escalate
+from hadis_gateway.worker_client import WorkerClient, WorkerTimeout, WorkerUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: WorkerClient,
         balancer: Balancer,
         config: Callable[[], CascadeConfig | None],
         score_prompts: ScoreMany,
@@ -89,14 +90,16 @@ class Dispatcher:
         grace_s: float = 2.0,
         rng: random.Random | None = None,
         executor: Executor | None = None,
+        score_cache: int = 0,
     ) -> None:
         self.client, self.balancer, self.metrics = client, balancer, metrics
         self._config = config
         self.router_threshold, self.disc_threshold = router_threshold, disc_threshold
         self.grace_s = grace_s
         self.rng = rng or random.Random()
-        # scoring runs on ``executor`` (one thread: the router is not thread-safe), batched under load
-        self.scorer = BatchScorer(score_prompts, executor)
+        # scoring runs on ``executor`` (one thread: the router is not thread-safe), batched under load;
+        # the last ``score_cache`` prompts' scores are answered on the event loop
+        self.scorer = BatchScorer(score_prompts, executor, cache_size=score_cache)
 
     def config(self) -> CascadeConfig:
         cfg = self._config()
@@ -179,6 +182,7 @@ class Dispatcher:
             deadline_unix_s=deadline,
             discriminate=discriminate,
         ).to_wire()
+        payload = json.dumps(body, separators=(",", ":")).encode()
         tried: list[str] = []
         last: Exception | None = None
         for attempt in range(2):
@@ -189,15 +193,11 @@ class Dispatcher:
             if attempt:
                 self.metrics.retries.inc()
             try:
-                resp = await self._post(endpoint, variant, body, deadline)
-            except (httpx.TransportError, _Retryable) as e:
-                if isinstance(e, httpx.TimeoutException) and not isinstance(e, httpx.ConnectTimeout):
-                    raise DispatchError(
-                        504,
-                        "deadline",
-                        f"{variant} worker did not answer before the deadline",
-                        type_="timeout_error",
-                    ) from None
+                resp = await self._post(endpoint, variant, payload, deadline)
+            except WorkerTimeout:
+                message = f"{variant} worker did not answer before the deadline"
+                raise DispatchError(504, "deadline", message, type_="timeout_error") from None
+            except (WorkerUnreachable, _Retryable) as e:
                 log.warning("worker %s (%s) failed for %s: %r", endpoint, variant, job.request_id, e)
                 last = e
                 continue
@@ -215,29 +215,28 @@ class Dispatcher:
             502, "worker_unavailable", f"{variant} workers {tried} could not be reached: {last!r}"
         )
 
-    async def _post(
-        self, endpoint: str, variant: str, body: dict[str, object], deadline: float
-    ) -> GenerateResponse:
+    async def _post(self, endpoint: str, variant: str, body: bytes, deadline: float) -> GenerateResponse:
         timeout = max(deadline - time.time(), 0.0) + self.grace_s
         gauge = self.metrics.queue.labels(variant)
         try:
             with self.balancer.track(endpoint):
                 gauge.set(self.balancer.variant_outstanding(variant))
-                r = await self.client.post(f"{endpoint.rstrip('/')}/v1/generate", json=body, timeout=timeout)
+                status, content = await self.client.post(f"{endpoint.rstrip('/')}/v1/generate", body, timeout)
         finally:
             gauge.set(self.balancer.variant_outstanding(variant))
-        if r.status_code == 200:
+        if status == 200:
             try:
-                return GenerateResponse.model_validate(r.json())
+                return GenerateResponse.model_validate_json(content)
             except (ValueError, ValidationError) as e:
                 raise DispatchError(
                     502, "bad_worker_response", f"{variant} worker answered badly: {e}"
                 ) from None
         try:
-            err = WorkerError.model_validate(r.json())
+            err = WorkerError.model_validate_json(content)
         except (ValueError, ValidationError):
+            text = content[:200].decode("utf-8", "replace")
             raise DispatchError(
-                502, "worker_error", f"{variant} worker answered HTTP {r.status_code}: {r.text[:200]}"
+                502, "worker_error", f"{variant} worker answered HTTP {status}: {text}"
             ) from None
         if err.code == "shutting_down":
             raise _Retryable(err.message)

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import ValidationError
 
 from hadis.api.wire import CascadeConfig
@@ -19,14 +19,7 @@ from hadis_gateway.balancer import Balancer
 from hadis_gateway.config_watch import ConfigWatcher
 from hadis_gateway.dispatch import Dispatcher, DispatchError, Job, Outcome
 from hadis_gateway.metrics import GatewayMetrics
-from hadis_gateway.openai_api import (
-    HadisImageInfo,
-    ImageData,
-    ImageGenerationRequest,
-    ImagesResponse,
-    error_payload,
-    first_error,
-)
+from hadis_gateway.openai_api import ImageGenerationRequest, first_error
 from hadis_gateway.scoring import reference_prompt_indices
 from hadis_gateway.settings import Settings, parse_size
 
@@ -52,6 +45,37 @@ class GatewayState:
         return self.watcher.current
 
 
+@dataclass(frozen=True)
+class Reply:
+    """An answer as bytes (JSON), built without a framework response object on the hot path."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] | None = None
+    media_type: str = "application/json"
+
+    def response(self) -> Response:
+        return Response(self.body, self.status, headers=self.headers, media_type=self.media_type)
+
+
+def dump_json(obj: object) -> bytes:
+    """JSON as Starlette's ``JSONResponse`` renders it (compact, UTF-8, NaN refused)."""
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+
+
+def error_reply(
+    status: int,
+    message: str,
+    *,
+    type_: str,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return Reply(status, dump_json(body), headers)
+
+
 def error(
     status: int,
     message: str,
@@ -60,19 +84,26 @@ def error(
     param: str | None = None,
     code: str | None = None,
     headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(error_payload(message, type_=type_, param=param, code=code), status, headers=headers)
+) -> Response:
+    return error_reply(status, message, type_=type_, param=param, code=code, headers=headers).response()
 
 
-def bad_request(message: str, param: str | None, code: str = "invalid_value") -> JSONResponse:
-    return error(400, message, type_="invalid_request_error", param=param, code=code)
+def bad_request(message: str, param: str | None, code: str = "invalid_value") -> Reply:
+    return error_reply(400, message, type_="invalid_request_error", param=param, code=code)
 
 
-async def generate(state: GatewayState, request: Request) -> JSONResponse:
+async def generate(state: GatewayState, request: Request) -> Response:
+    """The FastAPI route's handler (the app answers this path with :func:`generate_reply` directly)."""
+    reply = await generate_reply(state, await request.body(), request.headers.get("x-request-id"))
+    return reply.response()
+
+
+async def generate_reply(state: GatewayState, raw: bytes, client_request_id: str | None) -> Reply:
+    """``POST /v1/images/generations`` with body ``raw``: validate, admit, dispatch, answer."""
     arrival = time.time()
     s = state.settings
     try:
-        payload = json.loads(await request.body())
+        payload = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return bad_request(f"the request body is not valid JSON: {e}", None, "invalid_json")
     if not isinstance(payload, dict):
@@ -88,7 +119,7 @@ async def generate(state: GatewayState, request: Request) -> JSONResponse:
         return bad_request(f"Invalid 'size': {req.size!r}; supported sizes: {list(s.sizes)}", "size")
     cfg, dispatcher = state.config, state.dispatcher
     if cfg is None or dispatcher is None:
-        return error(
+        return error_reply(
             503, "the gateway has no cascade configuration yet", type_="server_error", code="not_ready"
         )
     if req.model not in (None, s.cascade_model, *cfg.variants):
@@ -96,10 +127,9 @@ async def generate(state: GatewayState, request: Request) -> JSONResponse:
         return bad_request(
             f"Invalid 'model': {req.model!r} does not exist; models: {known}", "model", "model_not_found"
         )
-    state.metrics.arrivals.inc(req.n)
     if state.in_flight >= s.queue_capacity:
         state.metrics.rejected.labels("queue_full").inc()
-        return error(
+        return error_reply(
             429,
             f"the gateway queue is full ({s.queue_capacity} requests); retry later",
             type_="rate_limit_error",
@@ -107,7 +137,7 @@ async def generate(state: GatewayState, request: Request) -> JSONResponse:
             headers={"Retry-After": str(s.retry_after_s)},
         )
     width, height = parse_size(req.size)
-    rid = request.headers.get("x-request-id", "")
+    rid = client_request_id or ""
     if not 0 < len(rid) <= MAX_CLIENT_ID_CHARS:  # the wire allows 128 chars; "-<i>" is appended for n > 1
         rid = uuid.uuid4().hex
     prompt_index = reference_prompt_indices(cfg.profile).get(req.prompt.strip())
@@ -130,11 +160,21 @@ async def generate(state: GatewayState, request: Request) -> JSONResponse:
     state.in_flight += 1
     state.metrics.in_flight.set(state.in_flight)
     try:
-        results = await asyncio.gather(*(dispatcher.run(j) for j in jobs), return_exceptions=True)
+        if len(jobs) == 1:  # no gather (a task per job) for the common case
+            results: list[Outcome | BaseException] = [await _run(dispatcher, jobs[0])]
+        else:
+            results = await asyncio.gather(*(dispatcher.run(j) for j in jobs), return_exceptions=True)
     finally:
         state.in_flight -= 1
         state.metrics.in_flight.set(state.in_flight)
     return answer(state, cfg, arrival, jobs, results)
+
+
+async def _run(dispatcher: Dispatcher, job: Job) -> Outcome | BaseException:
+    try:
+        return await dispatcher.run(job)
+    except Exception as e:  # as gather(return_exceptions=True) would hand it back
+        return e
 
 
 def answer(
@@ -143,7 +183,7 @@ def answer(
     arrival: float,
     jobs: list[Job],
     results: list[Outcome | BaseException],
-) -> JSONResponse:
+) -> Reply:
     m = state.metrics
     elapsed = time.time() - arrival
     failure: BaseException | None = None
@@ -159,28 +199,28 @@ def answer(
         m.requests.labels("escalated" if res.escalated else "ok", res.variant).inc()
         if elapsed > cfg.slo_s:
             m.slo_violations.inc()
-        info = HadisImageInfo(
-            request_id=job.request_id,
-            variant=res.variant,
-            router_score=res.router_score,
-            router_hard=res.router_hard,
-            discriminator_score=res.p_real,
-            escalated=res.escalated,
-            escalation_error=res.escalation_error,
-            queue_ms=res.queue_ms,
-            generation_ms=res.generation_ms,
-            retries=res.retries,
-        )
-        data.append(ImageData(b64_json=res.image_b64, x_hadis=info))
+        # the shape of openai_api.ImageData / HadisImageInfo, built as plain dicts (hot path)
+        info = {
+            "request_id": job.request_id,
+            "variant": res.variant,
+            "router_score": res.router_score,
+            "router_hard": res.router_hard,
+            "discriminator_score": res.p_real,
+            "escalated": res.escalated,
+            "escalation_error": res.escalation_error,
+            "queue_ms": res.queue_ms,
+            "generation_ms": res.generation_ms,
+            "retries": res.retries,
+        }
+        data.append({"b64_json": res.image_b64, "revised_prompt": None, "x_hadis": info})
     if failure is not None:
         if isinstance(failure, DispatchError):
             headers = (
                 {"Retry-After": str(state.settings.retry_after_s)} if failure.status in (429, 503) else None
             )
-            return error(
+            return error_reply(
                 failure.status, failure.message, type_=failure.type, code=failure.code, headers=headers
             )
         log.error("dispatch failed", exc_info=failure)
-        return error(500, f"internal gateway error: {failure!r}", type_="server_error", code="internal")
-    body = ImagesResponse(created=math.floor(arrival), data=data)
-    return JSONResponse(body.model_dump(exclude_none=False))
+        return error_reply(500, f"internal gateway error: {failure!r}", type_="server_error", code="internal")
+    return Reply(200, dump_json({"created": math.floor(arrival), "data": data}))

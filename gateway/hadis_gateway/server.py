@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,13 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from hadis.api.wire import CascadeConfig
 from hadis_gateway.balancer import Balancer
 from hadis_gateway.batch_scorer import ScoreMany, one_by_one
 from hadis_gateway.config_watch import ConfigWatcher
 from hadis_gateway.dispatch import Dispatcher
-from hadis_gateway.images import GatewayState, error, generate
+from hadis_gateway.images import GatewayState, Reply, error, error_reply, generate, generate_reply
 from hadis_gateway.metrics import GatewayMetrics
 from hadis_gateway.openai_api import (
     ModelCard,
@@ -30,8 +31,77 @@ from hadis_gateway.openai_api import (
 from hadis_gateway.scoring import default_scorer, reference_prompt_indices, reference_threshold
 from hadis_gateway.settings import Settings
 from hadis_gateway.thresholds import Threshold, WindowQuantile
+from hadis_gateway.worker_client import AiohttpWorkerClient, HttpxWorkerClient, WorkerClient
 
 log = logging.getLogger(__name__)
+
+#: Largest request body the images endpoint reads (prompts are at most a few thousand characters).
+MAX_BODY_BYTES = 1 << 20
+
+FastRoute = Callable[[Scope, Receive], Awaitable[Reply | None]]
+
+
+class GatewayApp(FastAPI):
+    """FastAPI, with the hot paths answered straight from ASGI.
+
+    ``POST /v1/images/generations``, ``GET /metrics`` and ``GET /healthz`` skip Starlette's
+    middleware, routing and dependency machinery, which costs more CPU per request than the
+    gateway's own work (measured: about a third of a request's CPU at 200 req/s). The same paths
+    stay declared as FastAPI routes, so the OpenAPI document is unchanged.
+    """
+
+    fast_routes: dict[tuple[str, str], FastRoute]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = None
+        if scope["type"] == "http":
+            route = self.fast_routes.get((scope["method"], scope["path"]))
+        if route is None:
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            reply = await route(scope, receive)
+        except Exception as e:
+            log.exception("unhandled error")
+            reply = error_reply(500, f"internal gateway error: {e!r}", type_="server_error", code="internal")
+        if reply is None:  # the client went away
+            return
+        await send_reply(send, reply)
+
+
+HEALTHY = Reply(200, b'{"status":"ok"}')
+
+
+async def send_reply(send: Send, reply: Reply) -> None:
+    headers = [
+        (b"content-type", reply.media_type.encode("latin-1")),
+        (b"content-length", str(len(reply.body)).encode()),
+    ]
+    if reply.headers:
+        headers += [(k.lower().encode(), v.encode()) for k, v in reply.headers.items()]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body; ``None`` if the client disconnected. Raises :class:`BodyTooLarge`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class BodyTooLarge(Exception):
+    pass
 
 
 def create_app(
@@ -54,6 +124,7 @@ def create_app(
         thresholds["router"] = router_threshold
     if disc_threshold is not None:
         thresholds["disc"] = disc_threshold
+    injected = score_prompt is not None or score_prompts is not None
     scorer = (
         one_by_one(score_prompt) if score_prompt is not None else score_prompts or default_scorer(settings)
     )
@@ -82,37 +153,66 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(None, connect=settings.connect_timeout_s)
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=1000)
+        # bounded, so a burst does not open thousands of sockets to one worker
+        conns, connect_s = settings.worker_connections, settings.connect_timeout_s
+        client: WorkerClient = (
+            AiohttpWorkerClient(max_connections=conns, connect_timeout_s=connect_s)
+            if transport is None
+            else HttpxWorkerClient(max_connections=conns, connect_timeout_s=connect_s, transport=transport)
+        )
         executor = ThreadPoolExecutor(1, thread_name_prefix="hadis-router")
-        async with httpx.AsyncClient(transport=transport, timeout=timeout, limits=limits) as client:
-            state.dispatcher = Dispatcher(
-                client,
-                balancer,
-                lambda: watcher.current,
-                scorer,
-                thresholds.get("router", WindowQuantile()),
-                thresholds.get("disc", WindowQuantile()),
-                metrics,
-                grace_s=settings.worker_grace_s,
-                rng=rng,
-                executor=executor,
-            )
-            watcher.poll()
-            state.tasks.append(asyncio.create_task(watcher.run()))
-            try:
-                yield
-            finally:
-                for t in state.tasks:
-                    t.cancel()
-                await asyncio.gather(*state.tasks, return_exceptions=True)
-                executor.shutdown(wait=False, cancel_futures=True)
+        state.dispatcher = Dispatcher(
+            client,
+            balancer,
+            lambda: watcher.current,
+            scorer,
+            thresholds.get("router", WindowQuantile()),
+            thresholds.get("disc", WindowQuantile()),
+            metrics,
+            grace_s=settings.worker_grace_s,
+            rng=rng,
+            executor=executor,
+            score_cache=0 if injected else settings.score_cache,
+        )
+        watcher.poll()
+        state.tasks.append(asyncio.create_task(watcher.run()))
+        try:
+            yield
+        finally:
+            for t in state.tasks:
+                t.cancel()
+            await asyncio.gather(*state.tasks, return_exceptions=True)
+            executor.shutdown(wait=False, cancel_futures=True)
+            await client.aclose()
 
-    app = FastAPI(title="HADIS gateway", lifespan=lifespan)
+    app = GatewayApp(title="HADIS gateway", lifespan=lifespan)
     app.state.gateway = state
 
+    async def fast_generations(scope: Scope, receive: Receive) -> Reply | None:
+        try:
+            raw = await read_body(receive, MAX_BODY_BYTES)
+        except BodyTooLarge:
+            message = f"the request body is larger than {MAX_BODY_BYTES} bytes"
+            return error_reply(413, message, type_="invalid_request_error", code="request_too_large")
+        if raw is None:
+            return None
+        rid = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        return await generate_reply(state, raw, rid)
+
+    async def fast_healthz(scope: Scope, receive: Receive) -> Reply:
+        return HEALTHY
+
+    async def fast_metrics(scope: Scope, receive: Receive) -> Reply:
+        return Reply(200, generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.fast_routes = {
+        ("POST", "/v1/images/generations"): fast_generations,
+        ("GET", "/healthz"): fast_healthz,
+        ("GET", "/metrics"): fast_metrics,
+    }
+
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
         return error(
             exc.status_code,
             str(exc.detail),
@@ -121,7 +221,7 @@ def create_app(
         )
 
     @app.exception_handler(Exception)
-    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+    async def internal_error(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error")
         return error(500, f"internal gateway error: {exc!r}", type_="server_error", code="internal")
 
@@ -153,7 +253,7 @@ def create_app(
         return ModelList(data=[ModelCard(id=n) for n in names]).model_dump()
 
     @app.post("/v1/images/generations")
-    async def generations(request: Request) -> JSONResponse:
+    async def generations(request: Request) -> Response:
         return await generate(state, request)
 
     return app

@@ -32,6 +32,9 @@ class Settings:
     cascade_model: str = "hadis"
     threshold_window: int = 2000
     log_level: str = "info"
+    access_log: bool = False  # uvicorn's line per request: CPU the router needs under load
+    worker_connections: int = 512  # HTTP connections to all workers together (kept alive)
+    score_cache: int = 16384  # router scores kept for repeated prompts (the E1 set has 5,000)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +60,9 @@ class Settings:
             cascade_model=e.get("HADIS_CASCADE_MODEL", "hadis"),
             threshold_window=_int(e, "HADIS_THRESHOLD_WINDOW", 2000, 1, 10_000_000),
             log_level=e.get("HADIS_LOG_LEVEL", "info"),
+            access_log=_bool(e, "HADIS_ACCESS_LOG", False),
+            worker_connections=_int(e, "HADIS_WORKER_CONNECTIONS", 512, 1, 100_000),
+            score_cache=_int(e, "HADIS_SCORE_CACHE", 16384, 0, 10_000_000),
         )
 
 
@@ -85,6 +91,17 @@ def _int(e: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int
     if not lo <= v <= hi:
         raise SettingsError(f"{name}: {v} is outside [{lo}, {hi}]")
     return v
+
+
+def _bool(e: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = e.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}: expected true or false, got {raw!r}")
 
 
 def _float(e: Mapping[str, str], name: str, default: float, lo: float) -> float:

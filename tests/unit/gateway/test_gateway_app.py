@@ -229,3 +229,26 @@ def test_client_request_id_is_used_when_valid(rig: tuple[Rig, TestClient]) -> No
     c.post("/v1/images/generations", json={"prompt": "a"}, headers={"x-request-id": "abc"})
     c.post("/v1/images/generations", json={"prompt": "a"}, headers={"x-request-id": "x" * 500})
     assert r.light.requests[0].request_id == "abc" and len(r.light.requests[1].request_id) == 32
+
+
+def test_response_is_exactly_the_openai_models_shape(rig: tuple[Rig, TestClient]) -> None:
+    """The hot path builds its JSON without pydantic; it must match what the models would dump."""
+    from hadis_gateway.openai_api import ImagesResponse
+
+    _, c = rig
+    for prompt in ("a cat", "hard", "blurry"):
+        resp = gen(c, prompt=prompt, n=2)
+        assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
+        body = resp.json()
+        assert ImagesResponse.model_validate(body).model_dump(exclude_none=False) == body
+
+
+def test_fast_paths_keep_content_types_and_refuse_huge_bodies(rig: tuple[Rig, TestClient]) -> None:
+    r, c = rig
+    assert c.get("/healthz").json() == {"status": "ok"}
+    assert c.get("/metrics").headers["content-type"].startswith("text/plain")
+    resp = c.post("/v1/images/generations", content=b"{" + b" " * (2 << 20) + b"}")
+    assert resp.status_code == 413 and resp.json()["error"]["code"] == "request_too_large"
+    assert not r.light.requests
+    # the OpenAPI document still lists the images endpoint
+    assert "/v1/images/generations" in c.get("/openapi.json").json()["paths"]

@@ -52,3 +52,28 @@ def test_errors_reach_every_waiting_prompt() -> None:
             await asyncio.wait_for(not_numbers.score("a"), 2)
 
     asyncio.run(run())
+
+
+def test_cache_answers_repeated_prompts_on_the_loop_and_evicts_the_oldest() -> None:
+    calls: list[list[str]] = []
+
+    def score_many(prompts: Sequence[str]) -> list[float]:
+        calls.append(list(prompts))
+        return [float(len(p)) for p in prompts]
+
+    async def run() -> None:
+        s = BatchScorer(score_many, None, cache_size=2)
+        assert [await s.score(p) for p in ("a", "bb", "a", "bb")] == [1.0, 2.0, 1.0, 2.0]
+        assert calls == [["a"], ["bb"]]
+        await s.score("ccc")  # evicts "a", the least recently used
+        await s.score("bb")
+        await s.score("a")
+        assert calls == [["a"], ["bb"], ["ccc"], ["a"]]
+        uncached = BatchScorer(score_many, None)
+        await uncached.score("a")
+        await uncached.score("a")
+        assert calls[-2:] == [["a"], ["a"]]
+
+    asyncio.run(run())
+    with pytest.raises(ValueError):
+        BatchScorer(score_many, None, cache_size=-1)

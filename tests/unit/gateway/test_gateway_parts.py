@@ -68,6 +68,16 @@ def test_settings_from_env() -> None:
         None,
     )
     assert parse_size("512x768") == (512, 768)
+    assert (s.access_log, s.worker_connections, s.score_cache) == (False, 512, 16384)
+    s = Settings.from_env(
+        {
+            "HADIS_CONFIG_PATH": "/c.json",
+            "HADIS_ACCESS_LOG": "true",
+            "HADIS_WORKER_CONNECTIONS": "64",
+            "HADIS_SCORE_CACHE": "0",
+        }
+    )
+    assert (s.access_log, s.worker_connections, s.score_cache) == (True, 64, 0)
 
 
 @pytest.mark.parametrize(
@@ -79,6 +89,8 @@ def test_settings_from_env() -> None:
         ({"HADIS_CONFIG_PATH": "c", "HADIS_CONFIG_POLL_S": "-1"}, "HADIS_CONFIG_POLL_S"),
         ({"HADIS_CONFIG_PATH": "c", "HADIS_IMAGE_SIZES": "512"}, "HADIS_IMAGE_SIZES"),
         ({"HADIS_CONFIG_PATH": "c", "HADIS_IMAGE_SIZES": "512x512,8x8"}, "HADIS_IMAGE_SIZES"),
+        ({"HADIS_CONFIG_PATH": "c", "HADIS_ACCESS_LOG": "maybe"}, "HADIS_ACCESS_LOG"),
+        ({"HADIS_CONFIG_PATH": "c", "HADIS_WORKER_CONNECTIONS": "0"}, "HADIS_WORKER_CONNECTIONS"),
     ],
 )
 def test_settings_errors_name_the_variable(env: dict[str, str], named: str) -> None:
