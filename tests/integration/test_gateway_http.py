@@ -222,10 +222,19 @@ def test_bad_input_is_400_naming_the_field(cluster: Cluster, body: dict[str, Any
     assert resp.status_code == 400 and set(resp.json()["error"]) == {"message", "type", "param", "code"}
 
 
+def _arrivals(cluster: Cluster) -> float:
+    for line in cluster.http.get("/metrics").text.splitlines():
+        if line.startswith("hadis_gateway_arrivals_total "):
+            return float(line.split()[1])
+    raise AssertionError("hadis_gateway_arrivals_total missing from /metrics")
+
+
 def test_health_ready_and_metrics(cluster: Cluster) -> None:
     assert cluster.http.get("/healthz").json() == {"status": "ok"}
     assert cluster.http.get("/readyz").status_code == 200
+    before = _arrivals(cluster)
     cluster.generate()
+    assert _arrivals(cluster) == before + 1  # demand is counted on arrival (the control loop reads it)
     assert (
         'hadis_gateway_requests_total{outcome="ok",variant="light"} 1.0' in cluster.http.get("/metrics").text
     )
