@@ -24,7 +24,9 @@ def test_bench_e1_runs_both_modes_and_answers_every_request(
     assert sorted(r["mode"] for r in rows) == ["emulated", "simulated"]
     for r in rows:
         assert r["policy"] == "hadis" and r["requests"] == N
-        assert 0 <= r["slo_violation_ratio"] <= 1 and r["mean_fid"] is not None
+        assert (
+            0 <= r["slo_violation_ratio"] <= 1 and r["mean_fid"] is not None and r["served_fid"] is not None
+        )
     emu = next(r for r in rows if r["mode"] == "emulated")
     assert emu["dropped"] == sum(emu["errors"].values())  # every request: an image or a named error
     assert emu["max_send_lag_s"] < 1.0  # open loop held

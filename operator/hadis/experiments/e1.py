@@ -9,13 +9,16 @@ simulator's E1 runs on exactly these inputs, so the two modes can be compared ro
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -77,6 +80,31 @@ def truncate(trace: Trace, n: int | None) -> Trace:
     return Trace(trace.arrival_s[:n], trace.prompt_id[:n], name=trace.name)
 
 
+@dataclass(frozen=True)
+class EmulatedRun:
+    """Every request's outcome, when the replay started, and what the config routed by when."""
+
+    outcomes: list[Outcome]
+    start_unix: float
+    routing: list[dict[str, Any]]  # the control loop's routing.jsonl records, in order
+
+
+def time_weighted_fid(routing: Sequence[Mapping[str, Any]], start: float, end: float) -> float | None:
+    """The simulator's ``mean_fid`` of a cascade policy: the active row's FID averaged over
+    [start, end]; ``None`` when some decision in that span had no row (a split policy)."""
+    total = weight = 0.0
+    for i, rec in enumerate(routing):
+        lo = max(float(rec["t_unix"]), start)
+        hi = min(float(routing[i + 1]["t_unix"]) if i + 1 < len(routing) else end, end)
+        if hi <= lo:
+            continue
+        if rec.get("row") is None:
+            return None
+        total += float(rec["row"]["fid"]) * (hi - lo)
+        weight += hi - lo
+    return total / weight if weight > 0 else None
+
+
 def run_emulated(
     policy: str,
     trace: Trace,
@@ -87,8 +115,8 @@ def run_emulated(
     *,
     ready_timeout_s: float = 180.0,
     progress: ProgressFn | None = None,
-) -> list[Outcome]:
-    """Start the local stack for ``policy``, replay ``trace`` against it, stop it; every outcome."""
+) -> EmulatedRun:
+    """Start the local stack for ``policy``, replay ``trace`` against it, stop it."""
     workdir.mkdir(parents=True, exist_ok=True)
     spec_path = workdir / "hadisservice.yaml"
     spec_path.write_text(yaml.safe_dump(e1_service(policy, port).to_wire(), sort_keys=False))
@@ -100,7 +128,8 @@ def run_emulated(
     try:
         _wait_ready(proc, f"http://127.0.0.1:{port}", ready_timeout_s, log_path)
         say(f"  {policy}: stack ready, replaying {len(trace)} requests over {trace.duration_s:.0f} s")
-        return asyncio.run(
+        start = time.time()
+        outcomes = asyncio.run(
             replay(
                 f"http://127.0.0.1:{port}",
                 trace.arrival_s.tolist(),
@@ -110,6 +139,7 @@ def run_emulated(
                 progress=progress,
             )
         )
+        return EmulatedRun(outcomes, start, _read_routing(workdir / "run" / "routing.jsonl"))
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -133,3 +163,10 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float, log: 
             pass
         time.sleep(0.3)
     raise UserError(f"the E1 stack was not ready after {timeout_s:g} s; see {log}")
+
+
+def _read_routing(path: Path) -> list[dict[str, Any]]:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read the control loop's routing log: {e}") from None

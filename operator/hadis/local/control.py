@@ -125,6 +125,7 @@ class LocalService:
                 if ready[key] < n and not (waited >= self.switch_timeout_s and ready[key] > 0):
                     return
         self.routing = alloc
+        self._log_routing(alloc)
         serving: dict[tuple[str, str], list[Child]] = {}
         for c in self.group.workers():
             if not c.retiring:
@@ -136,6 +137,20 @@ class LocalService:
                 for c in doomed:
                     c.retiring, c.retire_after = True, self.generation + 1
         self.write_config()
+
+    def _log_routing(self, alloc: Allocation) -> None:
+        """Append the decision the config now routes by to ``routing.jsonl`` (what served when)."""
+        record = {
+            "t_unix": time.time(),
+            "generation": self.generation + 1,
+            "policy": alloc.policy,
+            "row": None if alloc.row is None else alloc.row.model_dump(mode="json"),
+            "split": alloc.split,
+            "expected_fid": alloc.expected_fid,
+            "demand_qps": alloc.demand_qps,
+        }
+        with (self.workdir / "routing.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
 
     def retire(self, applied_generation: int | None) -> None:
         """Stop retiring workers once the gateway routes by a config without them (or 5 s after it

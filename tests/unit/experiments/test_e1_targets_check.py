@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hadis.experiments.e1 import e1_service, initial_qps, truncate
+from hadis.experiments.e1 import e1_service, initial_qps, time_weighted_fid, truncate
 from hadis.experiments.targets import check_e1
 from hadis.sim import presets
 
@@ -52,3 +52,15 @@ def test_initial_demand_is_the_first_interval_rate() -> None:
     assert len(first) == 1000 and len(truncate(trace, None)) == len(trace)
     n = int((trace.arrival_s < presets.E1_INTERVAL_S).sum())
     assert initial_qps(trace) == n / presets.E1_INTERVAL_S
+
+
+def test_time_weighted_fid_is_the_simulators_definition() -> None:
+    routing = [
+        {"t_unix": 90.0, "row": {"fid": 30.0}},  # in force when the run starts at 100
+        {"t_unix": 110.0, "row": {"fid": 20.0}},
+        {"t_unix": 140.0, "row": {"fid": 10.0}},  # after the end: ignored
+    ]
+    assert time_weighted_fid(routing, 100.0, 130.0) == (30.0 * 10 + 20.0 * 20) / 30
+    assert time_weighted_fid(routing[:1], 100.0, 100.0) is None  # an empty span
+    split = [{"t_unix": 90.0, "row": {"fid": 30.0}}, {"t_unix": 110.0, "row": None, "split": {"a": 1.0}}]
+    assert time_weighted_fid(split, 100.0, 130.0) is None  # not a cascade policy: served mix instead
