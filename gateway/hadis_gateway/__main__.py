@@ -6,13 +6,16 @@ import gc
 import logging
 import sys
 
-import uvicorn
-
-from hadis_gateway.server import create_app
 from hadis_gateway.settings import Settings, SettingsError
 
 
 def main() -> int:
+    # imported here, not at the top: the router's child process (spawned) re-imports this module
+    # and should not load the web stack it does not use
+    import uvicorn
+
+    from hadis_gateway.server import create_app
+
     try:
         settings = Settings.from_env()
     except SettingsError as e:
@@ -24,7 +27,7 @@ def main() -> int:
     # httpx logs every worker call at INFO: at hundreds of requests a second that is CPU the
     # gateway needs for routing (measured on the emulated E1 run), so only its warnings are kept
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    app = create_app(settings)  # loads the router: spaCy, wordfreq, the norms
+    app = create_app(settings)
     # what is alive now lives as long as the process: take it out of the cyclic garbage collector's
     # scans, so full collections under load walk only what requests allocate (tail latency)
     gc.collect()

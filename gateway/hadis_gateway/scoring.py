@@ -7,8 +7,10 @@ they cannot load. Tests inject their own scorer and thresholds through ``create_
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
+from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
 
@@ -38,6 +40,27 @@ def default_scorer(settings: Settings) -> ScoreMany:
         return one_by_one(word_count_score)
     log.info("prompt router loaded (spaCy pipeline %s)", getattr(router, "loaded_model", "?"))
     return score
+
+
+def router_thread() -> ThreadPoolExecutor:
+    """Where an in-process scorer runs: one thread (the router is not thread-safe)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="hadis-router")
+
+
+async def start_router_process(settings: Settings, timeout_s: float = 180.0) -> tuple[Executor, ScoreMany]:
+    """The router in a child process (executor, score function), or the stand-in if it cannot start."""
+    from hadis_gateway import router_process
+
+    proc = router_process.RouterProcess(settings.spacy_model, nice=settings.router_nice)
+    loop = asyncio.get_running_loop()
+    try:
+        name = await asyncio.wait_for(loop.run_in_executor(proc, router_process.loaded_model), timeout_s)
+    except Exception as e:
+        log.warning("prompt router unavailable (%r); scoring prompts by word count", e)
+        proc.shutdown(wait=False, cancel_futures=True)
+        return router_thread(), one_by_one(word_count_score)
+    log.info("prompt router loaded in a child process (spaCy pipeline %s)", name)
+    return proc, router_process.score_many
 
 
 @lru_cache(maxsize=4)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,7 +28,13 @@ from hadis_gateway.openai_api import (
     ModelCard,
     ModelList,
 )
-from hadis_gateway.scoring import default_scorer, reference_prompt_indices, reference_threshold
+from hadis_gateway.scoring import (
+    default_scorer,
+    reference_prompt_indices,
+    reference_threshold,
+    router_thread,
+    start_router_process,
+)
 from hadis_gateway.settings import Settings
 from hadis_gateway.thresholds import Threshold, WindowQuantile
 from hadis_gateway.worker_client import AiohttpWorkerClient, HttpxWorkerClient, WorkerClient
@@ -125,9 +131,14 @@ def create_app(
     if disc_threshold is not None:
         thresholds["disc"] = disc_threshold
     injected = score_prompt is not None or score_prompts is not None
-    scorer = (
-        one_by_one(score_prompt) if score_prompt is not None else score_prompts or default_scorer(settings)
-    )
+    in_child = not injected and settings.router_process  # the router starts with the app (lifespan)
+    scorer: ScoreMany | None = None
+    if score_prompt is not None:
+        scorer = one_by_one(score_prompt)
+    elif score_prompts is not None:
+        scorer = score_prompts
+    elif not in_child:
+        scorer = default_scorer(settings)
 
     def on_change(cfg: CascadeConfig) -> None:
         balancer.set_endpoints({v: e.endpoints for v, e in cfg.variants.items()})
@@ -160,12 +171,16 @@ def create_app(
             if transport is None
             else HttpxWorkerClient(max_connections=conns, connect_timeout_s=connect_s, transport=transport)
         )
-        executor = ThreadPoolExecutor(1, thread_name_prefix="hadis-router")
+        executor: Executor
+        if scorer is None:
+            executor, score = await start_router_process(settings)
+        else:
+            executor, score = router_thread(), scorer
         state.dispatcher = Dispatcher(
             client,
             balancer,
             lambda: watcher.current,
-            scorer,
+            score,
             thresholds.get("router", WindowQuantile()),
             thresholds.get("disc", WindowQuantile()),
             metrics,
@@ -182,7 +197,7 @@ def create_app(
             for t in state.tasks:
                 t.cancel()
             await asyncio.gather(*state.tasks, return_exceptions=True)
-            executor.shutdown(wait=False, cancel_futures=True)
+            executor.shutdown(wait=True, cancel_futures=True)  # waits for one batch at most
             await client.aclose()
 
     app = GatewayApp(title="HADIS gateway", lifespan=lifespan)

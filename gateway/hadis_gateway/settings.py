@@ -35,6 +35,8 @@ class Settings:
     access_log: bool = False  # uvicorn's line per request: CPU the router needs under load
     worker_connections: int = 512  # HTTP connections to all workers together (kept alive)
     score_cache: int = 16384  # router scores kept for repeated prompts (the E1 set has 5,000)
+    router_process: bool = True  # the router in a child process (see router_process.py), not a thread
+    router_nice: int = 10  # that child's nice increment: the event loop goes first
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +65,8 @@ class Settings:
             access_log=_bool(e, "HADIS_ACCESS_LOG", False),
             worker_connections=_int(e, "HADIS_WORKER_CONNECTIONS", 512, 1, 100_000),
             score_cache=_int(e, "HADIS_SCORE_CACHE", 16384, 0, 10_000_000),
+            router_process=_bool(e, "HADIS_ROUTER_PROCESS", True),
+            router_nice=_int(e, "HADIS_ROUTER_NICE", 10, 0, 19),
         )
 
 
