@@ -1,8 +1,9 @@
 """``python -m hadis_worker``: serve one variant with the settings from the environment.
 
-On SIGTERM/SIGINT the worker stops being ready and refuses new requests at once, serves what is
-queued and running (up to HADIS_WORKER_DRAIN_S; what is left then is answered ``shutting_down``)
-and exits.
+Exit codes: 2 for bad settings, 3 when the engine fails to warm up (weights that do not load, say),
+0 after a stop. On SIGTERM/SIGINT the worker stops being ready and refuses new requests at once,
+serves what is queued and running (up to HADIS_WORKER_DRAIN_S; what is left then is answered
+``shutting_down``) and exits.
 """
 
 from __future__ import annotations
@@ -47,8 +48,20 @@ def main() -> int:
         timeout_graceful_shutdown=int(settings.drain_s) + 5,
         log_level="info",
         access_log=False,  # one line per request is CPU a busy machine lacks; metrics count them
+        timeout_keep_alive=75,  # outlive the gateway's pooled connections (60 s): no reuse-after-close
     )
-    DrainingServer(config, app.state.worker).run()
+    server = DrainingServer(config, app.state.worker)
+    failed: list[str] = []
+
+    def stop_on_failed_warmup(reason: str) -> None:  # a model that does not load: exit, say why
+        failed.append(reason)
+        server.should_exit = True
+
+    app.state.worker.on_warmup_failure = stop_on_failed_warmup
+    server.run()
+    if failed:
+        print(f"hadis-worker: warm-up failed: {failed[0]}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -69,11 +69,13 @@ def run(args: argparse.Namespace) -> int:
         prompts = load_reference_prompts(DEFAULT_PROFILE)
         fids = {v.name: v.fid for v in load_profile(DEFAULT_PROFILE).variants}
         for name in policies:
+            # the stack's spec, logs and routing log stay beside the plots (a temporary folder otherwise)
             with tempfile.TemporaryDirectory(prefix=f"hadis-e1-{name}-") as tmp:
-                run = run_emulated(name, trace, prompts, Path(tmp), free_port(), progress)
+                workdir = Path(tmp) if args.no_plots else args.out / "emulated" / name
+                run = run_emulated(name, trace, prompts, workdir, free_port(), progress)
                 s = summarise(run.outcomes, presets.E1_SLO_S, fids)
                 if not args.no_plots:
-                    write_load_outputs(run.outcomes, s, args.out / "emulated" / name)
+                    write_load_outputs(run.outcomes, s, workdir)
             row = emulated_row(name, s, run)
             progress(
                 f"emulated  {name:<14} violations {s.slo_violation_ratio:.4f}  FID {_f(row['mean_fid'])}"

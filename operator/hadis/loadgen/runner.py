@@ -58,6 +58,9 @@ def parse_answer(
         escalated=meta.get("escalated"),
         router_score=meta.get("router_score"),
         p_real=meta.get("discriminator_score"),
+        router_hard=meta.get("router_hard"),
+        queue_ms=meta.get("queue_ms"),
+        generation_ms=meta.get("generation_ms"),
     )
 
 
@@ -91,7 +94,7 @@ async def replay(
     endpoint = url.rstrip("/") + "/v1/images/generations"
     done_count = 0
     results: list[Outcome | None] = [None] * len(arrivals_s)
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=3)  # < uvicorn's 5 s: no reuse-after-close
     timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:

@@ -24,6 +24,9 @@ class Outcome:
     escalated: bool | None = None
     router_score: float | None = None
     p_real: float | None = None
+    router_hard: bool | None = None
+    queue_ms: float | None = None  # at the workers (both stages for an escalated request)
+    generation_ms: float | None = None
 
     @property
     def latency_s(self) -> float:

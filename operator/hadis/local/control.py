@@ -197,6 +197,7 @@ class LocalService:
         estimate (as the simulator's first interval does), × over-provisioning like every estimate."""
         self.initial_qps = demand_qps
         self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "routing.jsonl").unlink(missing_ok=True)  # this run's decisions only
         self.apply(self.decide(demand_qps * self.svc.spec.allocation.over_provisioning, {}))
         self.write_config()
         env = {
