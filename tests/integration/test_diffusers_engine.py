@@ -254,3 +254,33 @@ def test_the_worker_process_stops_with_the_variable_named(tmp_path: Path) -> Non
     assert out.returncode == 2
     assert "HADIS_MODEL" in out.stderr and "outside HADIS_MODEL_ROOT" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_model_that_does_not_load_stops_the_worker_process(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    broken = tmp_path / "broken-sd"
+    shutil.copytree(tiny_models["sd"], broken)
+    for weights in (broken / "unet").glob("*.safetensors"):
+        weights.write_bytes(b"not safetensors")
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HADIS_WORKER_VARIANT": "tiny-sd",
+        "HADIS_ENGINE": "diffusers",
+        "HADIS_PROFILE": str(tiny_models["profile"]),
+        "HADIS_MODEL": str(broken),
+        "HADIS_DEVICE": "cpu",
+        "HADIS_WORKER_HOST": "127.0.0.1",
+        "HADIS_WORKER_PORT": "0",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "hadis_worker"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert f"hadis-worker: warm-up failed: HADIS_MODEL: cannot load the pipeline '{broken}'" in out.stderr

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
@@ -63,6 +63,8 @@ class WorkerState:
     watcher: ConfigWatcher | None = None
     ready: bool = False
     warmup_error: str | None = None
+    #: called with the reason when warm-up fails (``python -m hadis_worker`` then exits non-zero)
+    on_warmup_failure: Callable[[str], None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -94,6 +96,8 @@ class WorkerState:
         except Exception as e:  # never ready; /healthz reports it (a restart is the remedy)
             self.warmup_error = f"{type(e).__name__}: {e}"
             log.exception("warm-up failed; the worker will not become ready")
+            if self.on_warmup_failure is not None:
+                self.on_warmup_failure(str(e))
             return
         if not self.batcher.closing:
             self.ready = True
