@@ -172,6 +172,21 @@ def test_router_cache_and_batch(router: PromptRouter) -> None:
     assert router.score_many(prompts) == [router.score(p) for p in prompts]
 
 
+def test_ner_runs_only_on_prompts_with_a_proper_noun(router: PromptRouter) -> None:
+    full = PromptRouter(cache_size=0, gate_entities=False)
+    assert "ner" not in router._nlp.pipe_names and "ner" in full._nlp.pipe_names
+    prompts = [
+        "a portrait of Barack Obama in Paris",
+        "the Eiffel tower at night, painted by Claude Monet",
+        "a red fox sitting in the snow",
+        "a quiet idea",
+    ]
+    gated = router.features_many(prompts)
+    assert [f["named_entities"] for f in gated] == [f["named_entities"] for f in full.features_many(prompts)]
+    assert [f["named_entities"] for f in gated] == [2.0, 1.0, 0.0, 0.0]
+    assert [PromptRouter(cache_size=0).features(p) for p in prompts] == gated
+
+
 def test_loading_the_pipeline_does_not_import_torch() -> None:
     """thinc would import torch (~250 MB) if installed; the gateway's pipeline needs none of it."""
     import subprocess
