@@ -17,7 +17,7 @@ from hadis.api.profile import Profile
 from hadis.api.service import HadisService
 from hadis.errors import UserError
 from hadis.local.metrics_text import parse_gateway_metrics
-from hadis.local.processes import Child, ProcessGroup, free_port
+from hadis.local.processes import Child, ProcessGroup
 from hadis.local.worker_env import diffusers_env
 from hadis.policy.demand import DemandEstimate
 from hadis.policy.inputs import build_decision_input
@@ -106,8 +106,9 @@ class LocalService:
                 c.retiring = False  # wanted again before it stopped: keep it
                 serving[key] += 1
             for _ in range(n - serving[key]):
-                port = free_port()
-                self.group.start(key[0], "hadis_worker", self._worker_env(key[0], key[1], port), port, key[1])
+                port = self.group.free_port()
+                env = self._worker_env(key[0], key[1], port)
+                self.group.start(key[0], "hadis_worker", env, port, key[1], port_var="HADIS_WORKER_PORT")
         self.pending_since = time.monotonic()
         self.maybe_switch()
 

@@ -36,6 +36,12 @@ class Child:
     retiring: bool = False
     retire_after: int = 0
     stop_deadline: float | None = None  # SIGTERM sent; killed if still running after this
+    module: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    #: the environment variable holding its port, when it may move to another port: a port picked
+    #: free can be taken by another program before the child binds it
+    port_var: str | None = None
+    restarts: int = 0
 
     @property
     def url(self) -> str:
@@ -50,20 +56,54 @@ class ProcessGroup:
     base_env: dict[str, str]
     children: list[Child] = field(default_factory=list)
 
-    def start(self, role: str, module: str, env: dict[str, str], port: int, pool: str = "") -> Child:
+    def start(
+        self,
+        role: str,
+        module: str,
+        env: dict[str, str],
+        port: int,
+        pool: str = "",
+        *,
+        port_var: str | None = None,
+    ) -> Child:
+        """Start ``python -m module``; with ``port_var``, a lost race for its port restarts it elsewhere."""
+        child = Child(role, pool, port, self._spawn(role, module, env, port, pool), Path(), module=module)
+        child.env, child.port_var, child.log = env, port_var, self._log(role, pool, port)
+        self.children.append(child)
+        return child
+
+    def free_port(self) -> int:
+        """A free port that no child of this group was given already."""
+        taken = {c.port for c in self.children}
+        while (port := free_port()) in taken:
+            pass
+        return port
+
+    def _log(self, role: str, pool: str, port: int) -> Path:
+        return self.log_dir / f"{role}-{pool or 'main'}-{port}.log"
+
+    def _spawn(
+        self, role: str, module: str, env: dict[str, str], port: int, pool: str
+    ) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_dir / f"{role}-{pool or 'main'}-{port}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
+        with self._log(role, pool, port).open("wb") as out:
+            return subprocess.Popen(
                 [sys.executable, "-m", module],
                 env={**os.environ, **self.base_env, **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches hadis up, which stops the children in order
             )
-        child = Child(role, pool, port, proc, log)
-        self.children.append(child)
-        return child
+
+    def _restart_elsewhere(self, c: Child) -> bool:
+        """Restart a child that lost the race for its port on a new port; False if it did not."""
+        if c.port_var is None or c.restarts >= 5 or "address already in use" not in _tail(c.log):
+            return False
+        c.port = self.free_port()
+        c.env = {**c.env, c.port_var: str(c.port)}
+        c.proc = self._spawn(c.role, c.module, c.env, c.port, c.pool)
+        c.log, c.restarts = self._log(c.role, c.pool, c.port), c.restarts + 1
+        return True
 
     def workers(self, variant: str | None = None) -> list[Child]:
         return [c for c in self.children if c.role != "gateway" and (variant is None or c.role == variant)]
@@ -74,8 +114,10 @@ class ProcessGroup:
             if c.stop_deadline is not None:
                 continue  # being stopped: its exit is expected
             code = c.proc.poll()
+            if code is not None and not c.ready and self._restart_elsewhere(c):
+                continue
             if code is not None:
-                tail = c.log.read_text(errors="replace")[-2000:]
+                tail = _tail(c.log)
                 raise UserError(f"{c.role} on port {c.port} exited with code {code}; log {c.log}:\n{tail}")
             if not c.ready:
                 try:
@@ -123,3 +165,10 @@ class ProcessGroup:
                 c.proc.kill()
                 c.proc.wait(timeout=5)
         self.children.clear()
+
+
+def _tail(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")[-2000:]
+    except OSError:
+        return ""

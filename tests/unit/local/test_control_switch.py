@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hadis.local.control import LocalService
-from hadis.local.processes import Child, ProcessGroup
+from hadis.local.processes import ProcessGroup
 from hadis.specs import parse_spec
 
 SPEC = """
@@ -30,11 +30,10 @@ spec:
 class SleepGroup(ProcessGroup):
     """Children are ``sleep`` processes: the loop's bookkeeping is under test, not the worker."""
 
-    def start(self, role: str, module: str, env: dict[str, str], port: int, pool: str = "") -> Child:
-        proc = subprocess.Popen(["sleep", "60"])
-        child = Child(role, pool, port, proc, self.log_dir / f"{role}-{port}.log")
-        self.children.append(child)
-        return child
+    def _spawn(
+        self, role: str, module: str, env: dict[str, str], port: int, pool: str
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(["sleep", "60"])
 
 
 @pytest.fixture
