@@ -37,7 +37,7 @@ from hadis_gateway.scoring import (
 )
 from hadis_gateway.settings import Settings
 from hadis_gateway.thresholds import Threshold, WindowQuantile
-from hadis_gateway.worker_client import AiohttpWorkerClient, HttpxWorkerClient, WorkerClient
+from hadis_gateway.worker_client import HttpWorkerClient, HttpxWorkerClient, WorkerClient
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def create_app(
         # bounded, so a burst does not open thousands of sockets to one worker
         conns, connect_s = settings.worker_connections, settings.connect_timeout_s
         client: WorkerClient = (
-            AiohttpWorkerClient(max_connections=conns, connect_timeout_s=connect_s)
+            HttpWorkerClient(max_connections=conns, connect_timeout_s=connect_s)
             if transport is None
             else HttpxWorkerClient(max_connections=conns, connect_timeout_s=connect_s, transport=transport)
         )
