@@ -140,6 +140,7 @@ class HadisServiceStatus(ApiModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
     demand_qps: float | None = None
+    gpus: int | None = Field(None, ge=0, description="GPUs the allocation uses (sum of worker replicas)")
     allocation: Allocation | None = None
     last_allocation_time: str | None = None
 
