@@ -41,6 +41,8 @@ class LocalService:
     group: ProcessGroup = field(init=False)
     profile: Profile = field(init=False)
     switch_timeout_s: float = 30.0
+    #: keep a warm standby worker per GPU for every variant (default: when every engine is emulated)
+    keep_warm: bool | None = None
     allocation: Allocation | None = field(default=None, init=False)  # the latest decision
     routing: Allocation | None = field(default=None, init=False)  # the decision the config routes by
     pending_since: float = field(default=0.0, init=False)
@@ -61,6 +63,8 @@ class LocalService:
         self.config_path = self.workdir / "cascade.json"
         spec_engine = {v.name: v.engine or spec.engine for v in spec.variants}
         self.engines = spec_engine
+        if self.keep_warm is None:
+            self.keep_warm = all(e == "emulated" for e in spec_engine.values())
 
     # --- decide and reconcile -------------------------------------------------------------------
 
@@ -100,10 +104,9 @@ class LocalService:
         want = _wanted(alloc)
         serving = Counter((c.role, c.pool) for c in self.group.workers() if not c.retiring)
         for key, n in want.items():
-            for c in [c for c in self.group.workers(key[0]) if c.pool == key[1] and c.retiring][
-                : max(0, n - serving[key])
-            ]:
-                c.retiring = False  # wanted again before it stopped: keep it
+            spare = [c for c in self.group.workers(key[0]) if c.pool == key[1] and c.retiring]
+            for c in sorted(spare, key=lambda c: not c.ready)[: max(0, n - serving[key])]:
+                c.retiring = False  # wanted again before it stopped (or a warm standby): serve again
                 serving[key] += 1
             for _ in range(n - serving[key]):
                 port = self.group.free_port()
@@ -155,7 +158,10 @@ class LocalService:
 
     def retire(self, applied_generation: int | None) -> None:
         """Stop retiring workers once the gateway routes by a config without them (or 5 s after it
-        was written, if the gateway's generation cannot be read)."""
+        was written, if the gateway's generation cannot be read). Warm standbys are never stopped."""
+        if self.keep_warm:
+            self.group.reap()
+            return
         late = time.monotonic() - self.written_at > 5.0
         for c in self.group.workers():
             if c.retiring and c.stop_deadline is None:
@@ -199,6 +205,8 @@ class LocalService:
         self.initial_qps = demand_qps
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "routing.jsonl").unlink(missing_ok=True)  # this run's decisions only
+        if self.keep_warm:
+            self.start_standbys()
         self.apply(self.decide(demand_qps * self.svc.spec.allocation.over_provisioning, {}))
         self.write_config()
         env = {
@@ -209,6 +217,22 @@ class LocalService:
             "HADIS_THRESHOLD_WINDOW": str(self.svc.spec.gateway.score_window),
         }
         return self.group.start("gateway", "hadis_gateway", env, self.gateway_port)
+
+    def start_standbys(self) -> None:
+        """Emulated workers are cheap: keep one per GPU of each pool warm for every variant it can
+        run, unlisted until a decision needs it, so that a re-allocation is a config change (what the
+        simulator charges: no model load time) instead of process starts that lag the decision."""
+        for pool in self.svc.spec.gpu_pools:
+            for v in self.svc.spec.variants:
+                if not self.profile.variant(v.name).has_gpu(pool.gpu_type):
+                    continue
+                for _ in range(pool.count):
+                    port = self.group.free_port()
+                    env = self._worker_env(v.name, pool.name, port)
+                    c = self.group.start(
+                        v.name, "hadis_worker", env, port, pool.name, port_var="HADIS_WORKER_PORT"
+                    )
+                    c.retiring = True  # a standby: not in the config until wanted
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -38,7 +38,7 @@ class SleepGroup(ProcessGroup):
 
 @pytest.fixture
 def svc(tmp_path: Path):  # type: ignore[no-untyped-def]
-    s = LocalService(parse_spec(SPEC, "test"), tmp_path, 0, say=lambda _m: None)
+    s = LocalService(parse_spec(SPEC, "test"), tmp_path, 0, say=lambda _m: None, keep_warm=False)
     s.group = SleepGroup(tmp_path / "logs", {})
     yield s
     s.group.stop_all(grace_s=1)
@@ -106,3 +106,27 @@ def test_a_retiring_worker_wanted_again_is_kept(svc: LocalService) -> None:
     assert sorted(c.role for c in serving) == sorted(
         a.variant for a in low.variants for _ in range(a.replicas)
     )
+
+
+def test_warm_standbys_make_a_reallocation_a_config_change(tmp_path: Path) -> None:
+    svc = LocalService(parse_spec(SPEC, "test"), tmp_path, 0, say=lambda _m: None)
+    assert svc.keep_warm  # every engine is emulated
+    svc.group = SleepGroup(tmp_path / "logs", {})
+    try:
+        svc.workdir.mkdir(parents=True, exist_ok=True)
+        svc.start_standbys()
+        assert len(svc.group.children) == 4 * 4  # one per GPU for each of the 4 variants
+        for c in svc.group.children:
+            c.ready = True
+        low, high = svc.decide(1.0, {}), svc.decide(40.0, {})
+        svc.apply(low)
+        procs = {id(c.proc) for c in svc.group.children}
+        svc.apply(high)  # no process starts, routed at once, nobody stopped
+        assert svc.routing is high and {id(c.proc) for c in svc.group.children} == procs
+        _, endpoints = routed(svc)
+        for v in high.active_variants:
+            assert len(endpoints[v]) == high.replicas(v)
+        svc.retire(svc.generation)
+        assert all(c.stop_deadline is None and c.proc.poll() is None for c in svc.group.children)
+    finally:
+        svc.group.stop_all(grace_s=1)
