@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import socket
@@ -76,7 +77,10 @@ def test_up_serves_the_openai_client_and_stops_cleanly(tmp_path: Path) -> None:
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         assert "hadis_gateway_requests_total" in metrics
         worker_logs = [p for p in (workdir / "logs").iterdir() if not p.name.startswith("gateway")]
-        assert len(worker_logs) == 3  # one worker process per allocated GPU
+        assert len(worker_logs) == 3 * 2  # emulated: a warm worker per GPU for each of the 2 variants
+        cfg = json.loads((workdir / "cascade.json").read_text())
+        listed = [u for v in cfg["variants"].values() for u in v["endpoints"]]
+        assert 1 <= len(listed) <= 3 and len(set(listed)) == len(listed)  # only the allocated GPUs serve
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
