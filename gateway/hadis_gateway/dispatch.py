@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
-from hadis.api.wire import CascadeConfig, GenerateRequest, GenerateResponse, WorkerError
+from hadis.api.wire import CascadeConfig, GenerateResponse, WorkerError
 from hadis_gateway.balancer import Balancer
 from hadis_gateway.batch_scorer import BatchScorer, ScoreMany
 from hadis_gateway.metrics import GatewayMetrics
@@ -72,6 +72,38 @@ class Outcome:
     generation_ms: float = 0.0
     retries: int = 0
     deadline_unix_s: float = field(default=0.0)
+
+
+def wire_request(
+    job: Job,
+    variant: str,
+    deadline: float,
+    *,
+    discriminate: bool,
+    steps: int | None,
+    guidance_scale: float | None,
+) -> dict[str, object]:
+    """``GenerateRequest(...).to_wire()`` for one job, built directly (the per-request hot path).
+
+    The job's fields were validated on arrival (the OpenAI request model), so the wire model's
+    validation would only cost time; a test checks the two agree.
+    """
+    body: dict[str, object] = {"requestId": job.request_id, "prompt": job.prompt}
+    if job.prompt_index is not None:
+        body["promptIndex"] = job.prompt_index
+    body["variant"] = variant
+    if job.negative_prompt is not None:
+        body["negativePrompt"] = job.negative_prompt
+    body["width"], body["height"] = job.width, job.height
+    if steps is not None:
+        body["numInferenceSteps"] = steps
+    if guidance_scale is not None:
+        body["guidanceScale"] = float(guidance_scale)
+    if job.seed is not None:
+        body["seed"] = job.seed
+    body["deadlineUnixS"] = float(deadline)
+    body["discriminate"] = discriminate
+    return body
 
 
 class Dispatcher:
@@ -168,20 +200,14 @@ class Dispatcher:
     ) -> Outcome:
         """One generation on ``variant``: least-loaded replica, one retry elsewhere on connection failure."""
         ve = cfg.variants[variant]
-        body = GenerateRequest(
-            request_id=job.request_id,
-            prompt=job.prompt,
-            prompt_index=job.prompt_index,
-            variant=variant,
-            negative_prompt=job.negative_prompt,
-            width=job.width,
-            height=job.height,
-            num_inference_steps=job.num_inference_steps or ve.steps,
-            guidance_scale=job.guidance_scale if job.guidance_scale is not None else ve.guidance_scale,
-            seed=job.seed,
-            deadline_unix_s=deadline,
+        body = wire_request(
+            job,
+            variant,
+            deadline,
             discriminate=discriminate,
-        ).to_wire()
+            steps=job.num_inference_steps or ve.steps,
+            guidance_scale=job.guidance_scale if job.guidance_scale is not None else ve.guidance_scale,
+        )
         payload = json.dumps(body, separators=(",", ":")).encode()
         tried: list[str] = []
         last: Exception | None = None

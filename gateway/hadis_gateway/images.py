@@ -6,8 +6,8 @@ import asyncio
 import json
 import logging
 import math
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -127,6 +127,7 @@ async def generate_reply(state: GatewayState, raw: bytes, client_request_id: str
         return bad_request(
             f"Invalid 'model': {req.model!r} does not exist; models: {known}", "model", "model_not_found"
         )
+    state.metrics.arrivals.inc(req.n)  # the demand the control loop sees: counted on arrival
     if state.in_flight >= s.queue_capacity:
         state.metrics.rejected.labels("queue_full").inc()
         return error_reply(
@@ -139,7 +140,7 @@ async def generate_reply(state: GatewayState, raw: bytes, client_request_id: str
     width, height = parse_size(req.size)
     rid = client_request_id or ""
     if not 0 < len(rid) <= MAX_CLIENT_ID_CHARS:  # the wire allows 128 chars; "-<i>" is appended for n > 1
-        rid = uuid.uuid4().hex
+        rid = secrets.token_hex(16)  # as uuid4().hex, without building a UUID
     prompt_index = reference_prompt_indices(cfg.profile).get(req.prompt.strip())
     jobs = [
         Job(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.gateway_fakes import cascade_config, write_config
@@ -121,3 +122,28 @@ def test_config_watcher_applies_changes_and_keeps_last_good(
     write_config(path, json.dumps(cascade_config(["http://l2"], ["http://h"], generation=3)))
     assert w.poll() and applied == [1, 3] and w.last_error is None
     assert len(errors) == 3
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"prompt_index": 7, "negative_prompt": "blurry", "num_inference_steps": 4, "guidance_scale": 0},
+        {"seed": 3, "num_inference_steps": 30},
+        {"guidance_scale": 7.5, "seed": 0},
+    ],
+)
+def test_wire_request_is_the_generate_request_model(extra: dict[str, Any]) -> None:
+    from hadis.api.wire import GenerateRequest
+    from hadis_gateway.dispatch import Job, wire_request
+
+    job = Job(request_id="r1", prompt="a cat", width=512, height=768, arrival_unix_s=1.0, **extra)
+    body = wire_request(job, "light", 1234.5, discriminate=True, steps=job.num_inference_steps,
+                        guidance_scale=job.guidance_scale)  # fmt: skip
+    model = GenerateRequest(
+        request_id="r1", prompt="a cat", variant="light", width=512, height=768, deadline_unix_s=1234.5,
+        discriminate=True, **extra,
+    )  # fmt: skip
+    assert body == model.to_wire()
+    assert json.dumps(body) == json.dumps(model.to_wire())  # same key order and number types
+    assert GenerateRequest.model_validate(body) == model
