@@ -1,33 +1,58 @@
-"""Least-outstanding-requests balancing across one variant's worker endpoints."""
+"""Replica slots: a central queue per variant in front of least-outstanding balancing.
+
+A replica takes at most ``cap`` requests at a time (the dispatcher uses 2 × the variant's batch
+size: one batch running and one waiting at the worker). Requests beyond that wait here, in one FIFO
+queue per variant, and go to whichever replica frees a slot first — as in the simulator's central
+queue — instead of being pinned at arrival to a replica that may stay busy while another frees up.
+That keeps a request's wait at a worker within one batch, the allocator's bound (2 × L(b)).
+
+Counts are kept per endpoint URL, so a request started before a configuration change is still
+counted (and released) correctly after it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+class NoReplica(Exception):
+    """The variant has no endpoint this request may use (none configured, or all excluded)."""
+
+
+@dataclass
+class _Waiter:
+    cap: int
+    exclude: frozenset[str]
+    future: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class Balancer:
-    """Picks the endpoint with the fewest requests in flight; ties rotate so equal loads spread.
-
-    Counts are kept per endpoint URL, so a request started before a configuration change is still
-    counted (and released) correctly after it.
-    """
+    """Least-outstanding endpoint choice with per-replica caps and a FIFO wait for a free slot."""
 
     def __init__(self) -> None:
         self._endpoints: dict[str, list[str]] = {}
         self._outstanding: dict[str, int] = {}
         self._turn: dict[str, int] = {}
+        self._waiters: dict[str, deque[_Waiter]] = {}
 
     def set_endpoints(self, endpoints: dict[str, list[str]]) -> None:
         self._endpoints = {v: list(dict.fromkeys(eps)) for v, eps in endpoints.items()}
+        for variant in list(self._waiters):
+            self._wake(variant)
 
     def endpoints(self, variant: str) -> list[str]:
         return list(self._endpoints.get(variant, []))
 
-    def pick(self, variant: str, exclude: Iterable[str] = ()) -> str | None:
-        """The least-loaded endpoint of ``variant`` not in ``exclude``, or ``None`` if there is none."""
+    def pick(self, variant: str, exclude: Iterable[str] = (), cap: int | None = None) -> str | None:
+        """The least-loaded endpoint of ``variant`` not in ``exclude`` with fewer than ``cap`` in
+        flight (any, without a cap), or ``None``; ties rotate so equal loads spread."""
         skip = set(exclude)
         eps = [e for e in self._endpoints.get(variant, []) if e not in skip]
+        if cap is not None:
+            eps = [e for e in eps if self._outstanding.get(e, 0) < cap]
         if not eps:
             return None
         turn = self._turn.get(variant, 0)
@@ -35,21 +60,78 @@ class Balancer:
         rotated = eps[turn % len(eps) :] + eps[: turn % len(eps)]
         return min(rotated, key=lambda e: self._outstanding.get(e, 0))
 
-    @contextmanager
-    def track(self, endpoint: str) -> Iterator[None]:
-        """Count one request in flight on ``endpoint`` for the duration of the block."""
+    async def acquire(
+        self, variant: str, cap: int, exclude: Iterable[str] = (), timeout_s: float | None = None
+    ) -> str:
+        """Reserve a slot on a replica of ``variant`` (FIFO behind earlier waiters); release it with
+        :meth:`release`. Raises :class:`NoReplica` when no endpoint may serve it and
+        :class:`TimeoutError` when no slot frees up within ``timeout_s``."""
+        skip = frozenset(exclude)
+        if not [e for e in self._endpoints.get(variant, []) if e not in skip]:
+            raise NoReplica(variant)
+        if not self._waiters.get(variant):
+            endpoint = self.pick(variant, skip, cap)
+            if endpoint is not None:
+                self._take(endpoint)
+                return endpoint
+        waiter = _Waiter(max(1, cap), skip)
+        self._waiters.setdefault(variant, deque()).append(waiter)
+        done, _ = await asyncio.wait({waiter.future}, timeout=timeout_s)
+        if not done:
+            self._drop(variant, waiter)
+            if waiter.future.done() and not waiter.future.cancelled():
+                return waiter.future.result()  # granted just as the time ran out: keep it
+            waiter.future.cancel()
+            raise TimeoutError(f"no {variant} replica had a free slot in time")
+        return waiter.future.result()  # an endpoint, or NoReplica when the variant lost them all
+
+    def release(self, endpoint: str) -> None:
+        """Free the slot a request held on ``endpoint``; the next waiter may take it."""
+        left = self._outstanding.get(endpoint, 0) - 1
+        if left > 0:
+            self._outstanding[endpoint] = left
+        else:
+            self._outstanding.pop(endpoint, None)
+        for variant, eps in self._endpoints.items():
+            if endpoint in eps and self._waiters.get(variant):
+                self._wake(variant)
+
+    def _take(self, endpoint: str) -> None:
         self._outstanding[endpoint] = self._outstanding.get(endpoint, 0) + 1
-        try:
-            yield
-        finally:
-            left = self._outstanding[endpoint] - 1
-            if left:
-                self._outstanding[endpoint] = left
-            else:
-                del self._outstanding[endpoint]
+
+    def _drop(self, variant: str, waiter: _Waiter) -> None:
+        queue = self._waiters.get(variant)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
+
+    def _wake(self, variant: str) -> None:
+        queue = self._waiters.get(variant)
+        if not queue:
+            return
+        for waiter in list(queue):
+            if waiter.future.done():
+                queue.remove(waiter)
+                continue
+            if not [e for e in self._endpoints.get(variant, []) if e not in waiter.exclude]:
+                queue.remove(waiter)
+                waiter.future.set_exception(NoReplica(variant))
+                continue
+            endpoint = self.pick(variant, waiter.exclude, waiter.cap)
+            if endpoint is None:
+                continue  # a later waiter may exclude less
+            queue.remove(waiter)
+            self._take(endpoint)
+            waiter.future.set_result(endpoint)
 
     def outstanding(self, endpoint: str) -> int:
         return self._outstanding.get(endpoint, 0)
 
+    def waiting(self, variant: str) -> int:
+        """Requests queued here for a free slot on ``variant``."""
+        return len(self._waiters.get(variant, ()))
+
     def variant_outstanding(self, variant: str) -> int:
-        return sum(self._outstanding.get(e, 0) for e in self._endpoints.get(variant, []))
+        """In flight at the replicas plus waiting here: the variant's queue as the control loop sees it."""
+        return sum(self._outstanding.get(e, 0) for e in self._endpoints.get(variant, [])) + self.waiting(
+            variant
+        )

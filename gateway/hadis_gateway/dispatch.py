@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pydantic import ValidationError
 
 from hadis.api.wire import CascadeConfig, GenerateResponse, WorkerError
-from hadis_gateway.balancer import Balancer
+from hadis_gateway.balancer import Balancer, NoReplica
 from hadis_gateway.batch_scorer import BatchScorer, ScoreMany
 from hadis_gateway.metrics import GatewayMetrics
 from hadis_gateway.thresholds import Threshold, is_hard, should_escalate
@@ -32,6 +32,11 @@ WORKER_ERROR_STATUS = {
 }
 #: Failures after which the light image is served rather than none (escalation is best effort).
 KEEP_LIGHT_ON = {"deadline", "overloaded", "shutting_down", "worker_unavailable", "no_workers"}
+
+
+#: Requests a replica holds at most, in batches: one running and one waiting at the worker; the rest
+#: wait at the gateway for whichever replica frees a slot first (see balancer.py).
+REPLICA_SLOTS_PER_BATCH = 2
 
 
 class DispatchError(Exception):
@@ -211,10 +216,20 @@ class Dispatcher:
         payload = json.dumps(body, separators=(",", ":")).encode()
         tried: list[str] = []
         last: Exception | None = None
+        gauge = self.metrics.queue.labels(variant)
         for attempt in range(2):
-            endpoint = self.balancer.pick(variant, exclude=tried)
-            if endpoint is None:
+            try:  # wait (FIFO) for a slot on a replica: 2 × batch size in flight per replica at most
+                gauge.set(self.balancer.variant_outstanding(variant) + 1)
+                endpoint = await self.balancer.acquire(
+                    variant, REPLICA_SLOTS_PER_BATCH * ve.batch_size, tried, max(deadline - time.time(), 0.0)
+                )
+            except NoReplica:
                 break
+            except TimeoutError:
+                message = f"no {variant} replica was free before the deadline"
+                raise DispatchError(504, "deadline", message, type_="timeout_error") from None
+            finally:
+                gauge.set(self.balancer.variant_outstanding(variant))
             tried.append(endpoint)
             if attempt:
                 self.metrics.retries.inc()
@@ -245,10 +260,9 @@ class Dispatcher:
         timeout = max(deadline - time.time(), 0.0) + self.grace_s
         gauge = self.metrics.queue.labels(variant)
         try:
-            with self.balancer.track(endpoint):
-                gauge.set(self.balancer.variant_outstanding(variant))
-                status, content = await self.client.post(f"{endpoint.rstrip('/')}/v1/generate", body, timeout)
+            status, content = await self.client.post(f"{endpoint.rstrip('/')}/v1/generate", body, timeout)
         finally:
+            self.balancer.release(endpoint)
             gauge.set(self.balancer.variant_outstanding(variant))
         if status == 200:
             try:

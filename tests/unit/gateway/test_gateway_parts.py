@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -10,21 +11,24 @@ from typing import Any
 import pytest
 from tests.gateway_fakes import cascade_config, write_config
 
-from hadis_gateway.balancer import Balancer
+from hadis_gateway.balancer import Balancer, NoReplica
 from hadis_gateway.config_watch import ConfigWatcher
 from hadis_gateway.settings import Settings, SettingsError, parse_size
 from hadis_gateway.thresholds import WindowQuantile, is_hard, should_escalate
 
 
 def test_balancer_picks_least_outstanding_and_releases() -> None:
-    b = Balancer()
-    b.set_endpoints({"v": ["a", "b", "c"]})
-    with b.track("a"), b.track("b"):
-        assert b.pick("v") == "c"
-        with b.track("c"), b.track("c"):
-            assert b.pick("v") in {"a", "b"}
-            assert b.variant_outstanding("v") == 4
-    assert b.variant_outstanding("v") == 0 and b.outstanding("c") == 0
+    async def run() -> None:
+        b = Balancer()
+        b.set_endpoints({"v": ["a", "b", "c"]})
+        held = [await b.acquire("v", cap=4) for _ in range(3)]
+        assert sorted(held) == ["a", "b", "c"]  # least outstanding first
+        assert b.variant_outstanding("v") == 3
+        for e in held:
+            b.release(e)
+        assert b.variant_outstanding("v") == 0 and b.outstanding("c") == 0
+
+    asyncio.run(run())
 
 
 def test_balancer_ties_rotate_and_exclude() -> None:
@@ -37,12 +41,64 @@ def test_balancer_ties_rotate_and_exclude() -> None:
 
 
 def test_balancer_release_survives_endpoint_change() -> None:
-    b = Balancer()
-    b.set_endpoints({"v": ["a"]})
-    with b.track("a"):
+    async def run() -> None:
+        b = Balancer()
+        b.set_endpoints({"v": ["a"]})
+        e = await b.acquire("v", cap=1)
         b.set_endpoints({"v": ["b"]})
         assert b.pick("v") == "b"
-    assert b.outstanding("a") == 0
+        b.release(e)
+        assert b.outstanding("a") == 0
+
+    asyncio.run(run())
+
+
+async def settle() -> None:
+    for _ in range(10):  # let woken waiters' tasks run to completion
+        await asyncio.sleep(0)
+
+
+def test_full_replicas_queue_requests_fifo_for_the_first_free_slot() -> None:
+    async def run() -> None:
+        b = Balancer()
+        b.set_endpoints({"v": ["a", "b"]})
+        first = [await b.acquire("v", cap=1) for _ in range(2)]  # both replicas full
+        waiting = [asyncio.ensure_future(b.acquire("v", cap=1)) for _ in range(3)]
+        await settle()
+        assert b.waiting("v") == 3 and b.variant_outstanding("v") == 5
+        b.release(first[1])  # whichever replica frees first serves the oldest waiter
+        await settle()
+        assert waiting[0].done() and waiting[0].result() == first[1] and not waiting[1].done()
+        b.release(first[0])
+        await settle()
+        assert waiting[1].result() == first[0] and not waiting[2].done()
+        with pytest.raises(TimeoutError):
+            await b.acquire("v", cap=1, timeout_s=0.01)  # nothing frees up in time
+        b.set_endpoints({"v": ["a", "b", "c"]})  # a new replica takes the next waiter at once
+        await settle()
+        assert waiting[2].result() == "c" and b.waiting("v") == 0
+
+    asyncio.run(run())
+
+
+def test_no_usable_replica_is_an_error_not_a_wait() -> None:
+    async def run() -> None:
+        b = Balancer()
+        b.set_endpoints({"v": ["a"]})
+        with pytest.raises(NoReplica):
+            await b.acquire("v", cap=1, exclude=["a"])
+        with pytest.raises(NoReplica):
+            await b.acquire("other", cap=1)
+        held = await b.acquire("v", cap=1)
+        waiter = asyncio.ensure_future(b.acquire("v", cap=1))
+        await settle()
+        b.set_endpoints({"v": []})  # the variant lost its replicas: waiters fail instead of hanging
+        await settle()
+        with pytest.raises(NoReplica):
+            waiter.result()
+        b.release(held)
+
+    asyncio.run(run())
 
 
 def test_window_quantile_and_decisions() -> None:
