@@ -251,8 +251,7 @@ def create_app(
             return JSONResponse(
                 {"status": "not ready", "reason": state.watcher.last_error or "no config"}, 503
             )
-        routed = [cfg.row.light, cfg.row.heavy] if cfg.row else [v for v, s in cfg.split.items() if s > 0]
-        empty = [v for v in routed if not cfg.variants[v].endpoints]
+        empty = [v for v in routed_variants(cfg) if not cfg.variants[v].endpoints]
         if empty:
             return JSONResponse({"status": "not ready", "reason": f"no endpoints for {empty}"}, 503)
         return JSONResponse({"status": "ready", "generation": cfg.generation})
@@ -272,3 +271,12 @@ def create_app(
         return await generate(state, request)
 
     return app
+
+
+def routed_variants(cfg: CascadeConfig) -> list[str]:
+    """The variants the configuration sends traffic to: a cascade's light model unless θ = 1 (every
+    prompt is hard), its heavy model unless θ = τ = 0; a split's variants with a share."""
+    if cfg.row is None:
+        return [v for v, share in cfg.split.items() if share > 0]
+    row = cfg.row
+    return [v for v, used in ((row.light, row.theta < 1), (row.heavy, row.theta > 0 or row.tau > 0)) if used]

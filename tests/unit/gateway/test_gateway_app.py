@@ -204,6 +204,24 @@ def test_no_config_is_not_ready(tmp_path: Path) -> None:
         assert resp.status_code == 503 and resp.json()["error"]["code"] == "not_ready"
 
 
+@pytest.mark.parametrize(
+    ("theta", "tau", "light", "heavy", "ready"),
+    [
+        (1.0, 0.0, [], ["http://h"], True),  # every prompt is hard: the light model is not used
+        (0.0, 0.0, ["http://l"], [], True),  # nothing escalates: the heavy model is not used
+        (0.5, 0.0, ["http://l"], [], False),
+        (0.0, 0.2, [], ["http://h"], False),
+    ],
+)
+def test_ready_when_every_variant_in_use_has_endpoints(
+    tmp_path: Path, theta: float, tau: float, light: list[str], heavy: list[str], ready: bool
+) -> None:
+    path = tmp_path / "cascade.json"
+    write_config(path, cascade_config(light, heavy, theta=theta, tau=tau))
+    with TestClient(create_app(Settings(config_path=path), score_prompt=hard_word_score)) as c:
+        assert (c.get("/readyz").status_code == 200) is ready
+
+
 def test_metrics_are_exposed(rig: tuple[Rig, TestClient]) -> None:
     _, c = rig
     gen(c)
