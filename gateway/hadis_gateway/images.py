@@ -15,8 +15,8 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from hadis.api.wire import CascadeConfig
+from hadis.cascade_watch import CascadeConfigWatcher
 from hadis_gateway.balancer import Balancer
-from hadis_gateway.config_watch import ConfigWatcher
 from hadis_gateway.dispatch import Dispatcher, DispatchError, Job, Outcome
 from hadis_gateway.metrics import GatewayMetrics
 from hadis_gateway.openai_api import ImageGenerationRequest, first_error
@@ -33,7 +33,7 @@ class GatewayState:
     """Everything the handlers share (on ``app.state.gateway``; no module globals)."""
 
     settings: Settings
-    watcher: ConfigWatcher
+    watcher: CascadeConfigWatcher
     balancer: Balancer
     metrics: GatewayMetrics
     dispatcher: Dispatcher | None = None

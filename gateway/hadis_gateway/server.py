@@ -18,9 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from hadis.api.wire import CascadeConfig
+from hadis.cascade_watch import CascadeConfigWatcher
 from hadis_gateway.balancer import Balancer
 from hadis_gateway.batch_scorer import ScoreMany, one_by_one
-from hadis_gateway.config_watch import ConfigWatcher
 from hadis_gateway.dispatch import Dispatcher
 from hadis_gateway.images import GatewayState, Reply, error, error_reply, generate, generate_reply
 from hadis_gateway.metrics import GatewayMetrics
@@ -154,7 +154,7 @@ def create_app(
             state.dispatcher.router_threshold = thresholds.get("router", WindowQuantile())
             state.dispatcher.disc_threshold = thresholds.get("disc", WindowQuantile())
 
-    watcher = ConfigWatcher(
+    watcher = CascadeConfigWatcher(
         settings.config_path,
         on_change,
         poll_s=settings.config_poll_s,

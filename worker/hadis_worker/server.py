@@ -33,8 +33,9 @@ from pydantic import ValidationError
 
 from hadis.api.base import describe_validation_error
 from hadis.api.wire import CascadeConfig, GenerateRequest, WorkerError
+from hadis.cascade_watch import CascadeConfigWatcher
 from hadis_worker.batching import Batcher, Outcome
-from hadis_worker.config_watch import ConfigWatcher, VariantRuntime
+from hadis_worker.config_watch import VariantRuntime
 from hadis_worker.engines import Engine, build_engine
 from hadis_worker.metrics import WorkerMetrics
 from hadis_worker.settings import WorkerSettings
@@ -60,7 +61,7 @@ class WorkerState:
     metrics: WorkerMetrics
     batcher: Batcher
     runtime: VariantRuntime
-    watcher: ConfigWatcher | None = None
+    watcher: CascadeConfigWatcher | None = None
     ready: bool = False
     warmup_error: str | None = None
     #: called with the reason when warm-up fails (``python -m hadis_worker`` then exits non-zero)
@@ -133,7 +134,9 @@ def create_app(settings: WorkerSettings, engine: Engine | None = None) -> FastAP
     state = WorkerState(settings, engine, metrics, batcher, runtime)
     engine.configure(runtime)
     if settings.config_path is not None:
-        state.watcher = ConfigWatcher(settings.config_path, state.apply_config, settings.config_poll_s)
+        state.watcher = CascadeConfigWatcher(
+            settings.config_path, state.apply_config, poll_s=settings.config_poll_s
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from tests.gateway_fakes import cascade_config, write_config
 
+from hadis.cascade_watch import CascadeConfigWatcher
 from hadis_gateway.balancer import Balancer, NoReplica
-from hadis_gateway.config_watch import ConfigWatcher
 from hadis_gateway.settings import Settings, SettingsError, parse_size
 from hadis_gateway.thresholds import WindowQuantile, is_hard, should_escalate
 
@@ -161,7 +161,7 @@ def test_config_watcher_applies_changes_and_keeps_last_good(
     path = tmp_path / "cascade.json"
     applied: list[int] = []
     errors: list[str] = []
-    w = ConfigWatcher(path, lambda c: applied.append(c.generation), on_error=errors.append)
+    w = CascadeConfigWatcher(path, lambda c: applied.append(c.generation), on_error=errors.append)
     assert not w.poll() and w.current is None and "cannot read" in (w.last_error or "")
     write_config(path, cascade_config(["http://l"], ["http://h"], generation=1))
     assert w.poll() and applied == [1]

@@ -1,4 +1,5 @@
-"""The watched cascade configuration: live changes, and a bad file keeps the last good one."""
+"""The watched cascade configuration as a worker reads it: live changes, a bad file keeps the last good
+one, and the worker's part of it (the watcher is shared with the gateway: hadis.cascade_watch)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 
 from hadis.api.wire import CascadeConfig
-from hadis_worker.config_watch import ConfigWatcher, VariantRuntime
+from hadis.cascade_watch import CascadeConfigWatcher
+from hadis_worker.config_watch import VariantRuntime
 
 
 def cascade(batch: int, *, generation: int = 1, time_scale: float = 1.0) -> dict[str, Any]:
@@ -29,9 +31,9 @@ def write(path: Path, data: object) -> None:
     path.write_text(data if isinstance(data, str) else json.dumps(data))
 
 
-def watcher(path: Path) -> tuple[ConfigWatcher, list[CascadeConfig]]:
+def watcher(path: Path) -> tuple[CascadeConfigWatcher, list[CascadeConfig]]:
     seen: list[CascadeConfig] = []
-    return ConfigWatcher(path, seen.append, poll_s=0.01), seen
+    return CascadeConfigWatcher(path, seen.append, poll_s=0.01), seen
 
 
 def test_a_new_file_is_applied_once(tmp_path: Path) -> None:
@@ -55,9 +57,12 @@ def test_a_malformed_file_keeps_the_last_good_and_names_the_field(
     write(path, cascade(0, generation=2))
     with caplog.at_level(logging.ERROR):
         assert not w.poll()
-    assert w.last_good is not None and w.last_good.variants["fast"].batch_size == 4
+    assert w.current is not None and w.current.variants["fast"].batch_size == 4
     assert w.last_error is not None and "variants.fast.batchSize" in w.last_error
-    assert "variants.fast.batchSize" in caplog.text and "keeping config generation 1" in caplog.text
+    assert (
+        "variants.fast.batchSize" in caplog.text
+        and "keeping the last good config (generation 1)" in caplog.text
+    )
     write(path, "{not json")
     assert not w.poll() and "not valid JSON" in (w.last_error or "")
     assert len(seen) == 1
