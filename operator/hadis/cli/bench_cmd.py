@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
                 s = summarise(run.outcomes, presets.E1_SLO_S, fids)
                 if not args.no_plots:
                     write_load_outputs(run.outcomes, s, workdir)
+                    # when the replay started: aligns routing.jsonl's clock with outcomes' due times
+                    (workdir / "replay.json").write_text(json.dumps({"start_unix": run.start_unix}))
             row = emulated_row(name, s, run)
             progress(
                 f"emulated  {name:<14} violations {s.slo_violation_ratio:.4f}  FID {_f(row['mean_fid'])}"

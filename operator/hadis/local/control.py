@@ -59,7 +59,8 @@ class LocalService:
             )
         self.profile = load_profile(spec.profile.builtin or "").time_scaled(spec.profile.time_scale)
         self.table = table_for(self.profile, variants=[v.name for v in spec.variants])
-        self.group = ProcessGroup(self.workdir / "logs", {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+        base = {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "HADIS_CONFIG_POLL_S": "0.25"}
+        self.group = ProcessGroup(self.workdir / "logs", base)  # config changes apply within 0.25 s
         self.config_path = self.workdir / "cascade.json"
         spec_engine = {v.name: v.engine or spec.engine for v in spec.variants}
         self.engines = spec_engine
@@ -254,10 +255,13 @@ class LocalService:
         gateway = f"http://127.0.0.1:{self.gateway_port}/metrics"
         last_total: float | None = None
         last_t = time.monotonic()
+        # a fixed schedule, as the simulator's: observe every observe_s, decide every interval
+        next_observe = last_t + self.observe_s
         next_decision = last_t + spec.allocation.interval_seconds
         queues: dict[str, float] = {}
         while not should_stop():
-            time.sleep(self.observe_s)
+            time.sleep(max(0.0, next_observe - time.monotonic()))
+            next_observe = max(next_observe + self.observe_s, time.monotonic())
             self.group.poll_ready()
             self.maybe_switch()
             self.write_config()
@@ -270,10 +274,14 @@ class LocalService:
             self.retire(sample.config_generation)
             now = time.monotonic()
             if last_total is not None and now > last_t:
-                demand = demand.observe(max(0.0, sample.arrivals_total - last_total) / (now - last_t))
+                rate = max(0.0, sample.arrivals_total - last_total) / (now - last_t)
+                # one EWMA step per observation window the sample spans (a late sample is not a
+                # shorter half-life in seconds)
+                for _ in range(max(1, round((now - last_t) / self.observe_s))):
+                    demand = demand.observe(rate)
             last_total, last_t, queues = sample.arrivals_total, now, sample.queue
             if now >= next_decision:
-                next_decision = now + spec.allocation.interval_seconds
+                next_decision = max(next_decision + spec.allocation.interval_seconds, now)
                 self.apply(self.decide(demand.demand_qps, queues))
                 self.write_config()
 
