@@ -30,7 +30,8 @@ share that other processes took (the figures are pessimistic when that is high).
 phases ``/metrics`` is fetched every 100 ms on its own connection (it must stay prompt: the control
 loop reads it). The gateway's peak RSS is VmHWM from /proc. The cascade: θ = 0.3 (the router's top
 30 % go to heavy), τ = 0 (no escalation), so every request makes exactly one worker call, like the
-direct baseline.
+direct baseline; batch size 4 per variant (the gateway holds at most 2 × batch size requests at
+a replica, the rest wait in its queue).
 
 ``python bench/bench_gateway.py [--rate 500] [--seconds 20] [--cold-seconds 10] [--repeats 3]``
 """
@@ -475,7 +476,7 @@ def cascade(ports: dict[str, int]) -> dict[str, object]:
     return {
         "generation": 1,
         "row": {"light": "light", "heavy": "heavy", "theta": 0.3, "tau": 0.0, "p": 0.3, "fid": 20.0},
-        "variants": {v: {"batchSize": 1, "endpoints": [f"http://127.0.0.1:{p}"]} for v, p in ports.items()},
+        "variants": {v: {"batchSize": 4, "endpoints": [f"http://127.0.0.1:{p}"]} for v, p in ports.items()},
         "sloS": 60.0,
         "profile": "hadis-paper-l40s",
     }

@@ -203,3 +203,29 @@ def test_wire_request_is_the_generate_request_model(extra: dict[str, Any]) -> No
     assert body == model.to_wire()
     assert json.dumps(body) == json.dumps(model.to_wire())  # same key order and number types
     assert GenerateRequest.model_validate(body) == model
+
+
+def test_a_long_wait_queue_costs_each_release_little_and_stays_fifo() -> None:
+    """Every release used to scan every waiter: with a backlog, each request cost milliseconds."""
+    import time
+
+    async def run() -> None:
+        b = Balancer()
+        b.set_endpoints({"light": ["a", "b"]})
+        held = [await b.acquire("light", cap=2) for _ in range(4)]  # both replicas full
+        waiters = [asyncio.create_task(b.acquire("light", cap=2)) for _ in range(3000)]
+        await asyncio.sleep(0)
+        assert b.waiting("light") == 3000
+        order: list[int] = []
+        for i, t in enumerate(waiters):
+            t.add_done_callback(lambda _t, i=i: order.append(i))
+        start = time.perf_counter()
+        for endpoint in held:
+            b.release(endpoint)
+        for t in waiters:  # each granted request finishes and frees its slot for the next
+            b.release(await t)
+        assert time.perf_counter() - start < 2.0
+        assert order == sorted(order) and b.waiting("light") == 0
+        assert b.outstanding("a") == b.outstanding("b") == 0
+
+    asyncio.run(run())
