@@ -40,7 +40,7 @@ def _start(model: str | None, nice: int) -> None:
             os.nice(nice)
     from hadis_gateway.router import PromptRouter
 
-    _router = PromptRouter(model)
+    _router = PromptRouter(model, cache_size=0)  # the gateway keeps the scores (BatchScorer's cache)
     gc.collect()
     gc.freeze()
 
