@@ -166,7 +166,7 @@ KUBECONFIG
 
 make_pki() { # a CA, the apiserver's serving certificate, client certificates, the service-account key pair
   local pki="$RUN_DIR/pki"
-  [[ -f "$pki/done" ]] && return 0
+  [[ -f "$pki/complete" ]] && return 0
   log "creating certificates in $pki (openssl)"
   mkdir -p "$pki"
   (
@@ -193,7 +193,7 @@ make_pki() { # a CA, the apiserver's serving certificate, client certificates, t
     cert controller-manager "/CN=system:kube-controller-manager"
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
-    touch done
+    touch complete
   )
 }
 
@@ -225,6 +225,7 @@ wait_for() { # wait_for WHAT TIMEOUT CMD...: poll CMD until it succeeds
     done
     sleep 0.5
   done
+  log "$what ready after $((SECONDS - t0)) s"
 }
 
 default_service_account() { # created by the controller-manager's service-account controller
