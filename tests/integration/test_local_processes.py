@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -35,3 +37,41 @@ def test_worker_whose_port_is_taken_restarts_on_a_free_port(tmp_path: Path) -> N
             assert child.env["HADIS_WORKER_PORT"] == str(child.port)
         finally:
             group.stop_all(grace_s=5)
+
+
+def test_children_die_with_their_owner_even_on_sigkill(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from hadis.local.processes import ProcessGroup\n"
+        "g = ProcessGroup(Path(sys.argv[1]), {})\n"
+        "c = g.start('sleeper', 'http.server', {}, 0)\n"  # any long-running module
+        "print(c.proc.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(root / p) for p in ("operator", "worker"))}
+    owner = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "logs")], stdout=subprocess.PIPE, env=env
+    )
+    assert owner.stdout is not None
+    child_pid = int(owner.stdout.readline())
+    owner.kill()  # no chance to clean up
+    owner.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(child_pid):
+        time.sleep(0.1)
+    assert not _alive(child_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie waiting for init counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -93,6 +94,7 @@ class ProcessGroup:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches hadis up, which stops the children in order
+                preexec_fn=_die_with_parent,
             )
 
     def _restart_elsewhere(self, c: Child) -> bool:
@@ -165,6 +167,16 @@ class ProcessGroup:
                 c.proc.kill()
                 c.proc.wait(timeout=5)
         self.children.clear()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when hadis up dies, even by SIGKILL (Linux), so no
+    worker or gateway outlives the process that owns it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: hadis up's own shutdown path still stops the children
 
 
 def _tail(log: Path) -> str:
