@@ -7,7 +7,7 @@ STAMP_DIFFUSERS := $(VENV)/.installed-diffusers
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: install install-diffusers run test test-unit test-e2e k8s-local crds lint typecheck layers bench bench-e1 profile clean
+.PHONY: install install-diffusers run test test-unit test-e2e k8s-local prometheus-local crds lint typecheck layers bench bench-e1 profile clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,19 +28,22 @@ run: install  ## the main job: the local stack on E1's first 2,500 requests, the
 	$(BIN)/hadis bench e1 --policy hadis --max-requests 2500 --out out/run
 	$(BIN)/hadis simulate --e1 --compare --out out/e1
 
-test: install-diffusers lint k8s-local  ## lint, type-check, layering contracts, then every test (e2e included)
+test: install-diffusers lint k8s-local prometheus-local  ## lint, type-check, layering contracts, then every test (e2e included)
 	$(BIN)/python -m pytest -q tests
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-test-e2e: install k8s-local  ## the e2e tests on a real control plane (etcd + kube-apiserver + controller-manager)
+test-e2e: install k8s-local prometheus-local  ## the e2e tests on a real control plane (etcd + kube-apiserver + controller-manager)
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
 # kube-apiserver + kube-controller-manager 1.20 from Debian's source package: built once (6-15 min on
 # 2 cores), cached in /opt/hadis-k8s; later runs reuse them. `.ci/k8s-local.sh start|stop|env` runs them.
 k8s-local:  ## build (or reuse) the local Kubernetes control plane that the e2e tests start
 	bash .ci/k8s-local.sh build
+
+prometheus-local:  ## install Debian's prometheus (once) for the tests that start a real Prometheus
+	bash .ci/prometheus-local.sh install
 
 crds: install  ## regenerate crds/ from the pydantic models (a contract test checks they match)
 	$(BIN)/python scripts/build_crds.py

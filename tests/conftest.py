@@ -28,3 +28,33 @@ def paper_profile():  # type: ignore[no-untyped-def]
     from hadis.profiles import load_profile
 
     return load_profile()
+
+
+@pytest.fixture(scope="session")
+def prometheus_session():  # type: ignore[no-untyped-def]
+    """One real Prometheus for the session (targets via ``add_targets``); fails, never skips, without it."""
+    from tests.prometheus_local import running_prometheus
+
+    try:
+        with running_prometheus() as prom:
+            yield prom
+    except RuntimeError as e:  # PrometheusMissing included
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture
+def start_prometheus():  # type: ignore[no-untyped-def]
+    """``start_prometheus(targets=(), **kw)`` starts a real Prometheus, stopped after the test."""
+    from contextlib import ExitStack
+
+    from tests.prometheus_local import running_prometheus
+
+    with ExitStack() as stack:
+
+        def start(targets=(), **kw):  # type: ignore[no-untyped-def]
+            try:
+                return stack.enter_context(running_prometheus(targets, **kw))
+            except RuntimeError as e:
+                pytest.fail(str(e), pytrace=False)
+
+        yield start
