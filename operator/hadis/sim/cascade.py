@@ -6,7 +6,11 @@ reference distribution, as the gateway does:
 * router: a prompt is *hard* iff its router score ≥ the (1−θ) quantile of the reference router
   scores (θ = 0: none, θ = 1: all);
 * discriminator: a light image is *escalated* iff its p_real < the τ quantile of the light
-  variant's reference p_real distribution (τ = 0: none, τ = 1: all).
+  variant's p_real distribution over the reference prompts the router leaves to the light variant
+  at this θ (τ = 0: none, τ = 1: all). The gateway's live window holds exactly those scores, and
+  the table's cost p = θ + (1−θ)τ assumes τ of the light-routed images escalate; thresholding
+  against all prompts instead would escalate fewer than τ whenever the router takes the hard
+  prompts (whose light images score low) away.
 
 With per-prompt scores (e.g. the packaged profile's), a request's router score is its prompt's
 (``prompt_id mod size``) and its p_real is that of one of the prompt's images, picked by the
@@ -36,7 +40,7 @@ class CascadeDraws:
         n = prompt_id.size
         self._scores = scores
         self._hard_thr: dict[float, float] = {}
-        self._esc_thr: dict[tuple[str, float], float] = {}
+        self._esc_thr: dict[tuple[str, float, float], float] = {}
         if scores is not None:
             self._row = (prompt_id % scores.size).astype(np.int64)
             images = min(a.shape[1] for a in scores.p_real.values()) if scores.p_real else 1
@@ -60,13 +64,20 @@ class CascadeDraws:
             return np.ones(ids.size, dtype=np.bool_)
         if self._scores is None:
             return self.router[ids] >= 1.0 - theta
+        return self.router[ids] >= self._hard_threshold(theta)
+
+    def _hard_threshold(self, theta: float) -> float:
         thr = self._hard_thr.get(theta)
         if thr is None:
             thr = self._hard_thr[theta] = float(np.quantile(self._ref_router, 1.0 - theta))
-        return self.router[ids] >= thr
+        return thr
 
-    def escalate(self, ids: IntArray, light: str, tau: float) -> BoolArray:
-        """Which light images the discriminator rejects (their prompts are regenerated on heavy)."""
+    def escalate(self, ids: IntArray, light: str, tau: float, theta: float = 0.0) -> BoolArray:
+        """Which light images the discriminator rejects (their prompts are regenerated on heavy).
+
+        ``theta`` is the router ratio the requests were routed with: the threshold is the τ
+        quantile of the light variant's p_real over the reference prompts not hard at ``theta``.
+        """
         if tau <= 0:
             return np.zeros(ids.size, dtype=np.bool_)
         if tau >= 1:
@@ -74,10 +85,15 @@ class CascadeDraws:
         if self._scores is None:
             return self._u_disc[ids] < tau
         ref = self._scores.p_real[light]
-        key = (light, tau)
+        key = (light, tau, theta)
         thr = self._esc_thr.get(key)
         if thr is None:
-            thr = self._esc_thr[key] = float(np.quantile(ref, tau))
+            routed = ref
+            if 0 < theta < 1:
+                easy = self._ref_router < self._hard_threshold(theta)
+                if easy.any():
+                    routed = ref[easy]
+            thr = self._esc_thr[key] = float(np.quantile(routed, tau))
         return ref[self._row[ids], self._image[ids]] < thr
 
     def split(self, ids: IntArray, weights: dict[str, float]) -> dict[str, IntArray]:

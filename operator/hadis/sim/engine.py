@@ -204,7 +204,7 @@ class _Engine:
             self.hard[ids] = hard
             self._enqueue(row.heavy, ids[hard], enq[hard])
             light = ids[~hard]
-            self.esc_after[light] = self.draws.escalate(light, row.light, row.tau)
+            self.esc_after[light] = self.draws.escalate(light, row.light, row.tau, row.theta)
             self.stage0[light] = True
             self._enqueue(row.light, light, enq[~hard])
             return

@@ -82,6 +82,21 @@ def test_per_prompt_scores_give_the_quantile_shares() -> None:
     assert none.router_hard_fraction == 0.0 and none.escalation_fraction == 0.0
 
 
+def test_escalation_share_is_tau_of_the_light_routed_prompts_when_scores_correlate() -> None:
+    """Hard prompts' light images score low (as in the paper's data): with the router taking them
+    away, τ must still be the share of the *light-routed* images that escalate, as in the gateway."""
+    from hadis.api.scores import PromptScores
+
+    g = np.random.default_rng(3)
+    router = g.normal(size=2000)
+    p_real = 1 / (1 + np.exp(router[:, None] + 0.3 * g.normal(size=(2000, 4))))  # hard → low p_real
+    scores = PromptScores(router=router, p_real={"fast": p_real, "slow": p_real})
+    cfg = config(gpus=400, scores=scores)
+    r = simulate(trace(100, 100), fixed(cascade(0.4, 0.2, light=100, heavy=300)), cfg)
+    assert r.router_hard_fraction == pytest.approx(0.4, abs=0.03)
+    assert r.escalation_fraction == pytest.approx(0.2, abs=0.02)
+
+
 def test_split_routing_and_served_fid() -> None:
     cfg = config(gpus=400)
     res = simulate_detailed(
