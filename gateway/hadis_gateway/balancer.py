@@ -1,10 +1,17 @@
 """Replica slots: a central queue per variant in front of least-outstanding balancing.
 
-A replica takes at most ``cap`` requests at a time (the dispatcher uses 2 × the variant's batch
-size: one batch running and one waiting at the worker). Requests beyond that wait here, in one FIFO
-queue per variant, and go to whichever replica frees a slot first — as in the simulator's central
-queue — instead of being pinned at arrival to a replica that may stay busy while another frees up.
-That keeps a request's wait at a worker within one batch, the allocator's bound (2 × L(b)).
+A replica takes requests only when it is idle (nothing in flight), and then up to ``cap`` of them
+(the dispatcher passes the variant's batch size) in the same event-loop turn, so they reach the
+worker together and run as one batch. Requests beyond that wait here, in one FIFO queue per
+variant, and go to whichever replica goes idle first — the simulator's model: a free worker takes
+up to its batch size of what is queued at that moment.
+
+Handing a second batch to a busy replica (the previous rule: 2 × batch in flight) pinned each
+request behind that replica's running batch — on average half a batch of extra wait, while another
+replica might free up sooner. With sd35-medium batches of 2.34 s that was about a second of every
+heavy request's latency in the E1 emulation (p50 2.52 s vs 1.37 s in the simulator). The price of
+idle-only dispatch is one gateway→worker round trip between batches (milliseconds against batch
+latencies of 0.1 to tens of seconds).
 
 Counts are kept per endpoint URL, so a request started before a configuration change is still
 counted (and released) correctly after it.
@@ -35,6 +42,7 @@ class Balancer:
     def __init__(self) -> None:
         self._endpoints: dict[str, list[str]] = {}
         self._outstanding: dict[str, int] = {}
+        self._filling: set[str] = set()  # went idle → busy in this loop turn: may still fill its batch
         self._turn: dict[str, int] = {}
         self._waiters: dict[str, deque[_Waiter]] = {}
 
@@ -47,12 +55,13 @@ class Balancer:
         return list(self._endpoints.get(variant, []))
 
     def pick(self, variant: str, exclude: Iterable[str] = (), cap: int | None = None) -> str | None:
-        """The least-loaded endpoint of ``variant`` not in ``exclude`` with fewer than ``cap`` in
-        flight (any, without a cap), or ``None``; ties rotate so equal loads spread."""
+        """The least-loaded endpoint of ``variant`` not in ``exclude`` that may take a request now
+        (any, without a cap; with one: idle, or filling its batch this loop turn with fewer than
+        ``cap``), or ``None``; ties rotate so equal loads spread."""
         skip = set(exclude)
         eps = [e for e in self._endpoints.get(variant, []) if e not in skip]
         if cap is not None:
-            eps = [e for e in eps if self._outstanding.get(e, 0) < cap]
+            eps = [e for e in eps if self._may_take(e, cap)]
         if not eps:
             return None
         turn = self._turn.get(variant, 0)
@@ -96,8 +105,19 @@ class Balancer:
             if endpoint in eps and self._waiters.get(variant):
                 self._wake(variant)
 
+    def _may_take(self, endpoint: str, cap: int) -> bool:
+        n = self._outstanding.get(endpoint, 0)
+        return n == 0 or (endpoint in self._filling and n < cap)
+
     def _take(self, endpoint: str) -> None:
-        self._outstanding[endpoint] = self._outstanding.get(endpoint, 0) + 1
+        n = self._outstanding.get(endpoint, 0)
+        self._outstanding[endpoint] = n + 1
+        if n == 0:  # the batch this replica starts may fill up until the loop turns
+            self._filling.add(endpoint)
+            try:
+                asyncio.get_running_loop().call_soon(self._filling.discard, endpoint)
+            except RuntimeError:  # no loop (a synchronous caller): nothing can join anyway
+                self._filling.discard(endpoint)
 
     def _drop(self, variant: str, waiter: _Waiter) -> None:
         queue = self._waiters.get(variant)
@@ -107,7 +127,7 @@ class Balancer:
     def _wake(self, variant: str) -> None:
         """Grant free slots to waiters in FIFO order.
 
-        Stops at the first waiter that excludes no replica and still finds no free slot: nobody
+        Stops at the first waiter that excludes no replica and still finds no replica: nobody
         behind it can be served either (with the same cap), so a release costs O(slots freed), not
         O(waiters) — with a backlog of hundreds, scanning every waiter on every release made each
         request cost milliseconds and the backlog grow (measured in bench/bench_gateway.py).

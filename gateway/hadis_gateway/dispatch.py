@@ -34,11 +34,6 @@ WORKER_ERROR_STATUS = {
 KEEP_LIGHT_ON = {"deadline", "overloaded", "shutting_down", "worker_unavailable", "no_workers"}
 
 
-#: Requests a replica holds at most, in batches: one running and one waiting at the worker; the rest
-#: wait at the gateway for whichever replica frees a slot first (see balancer.py).
-REPLICA_SLOTS_PER_BATCH = 2
-
-
 class DispatchError(Exception):
     """A request that ends without an image; becomes an OpenAI-style error response."""
 
@@ -218,10 +213,10 @@ class Dispatcher:
         last: Exception | None = None
         gauge = self.metrics.queue.labels(variant)
         for attempt in range(2):
-            try:  # wait (FIFO) for a slot on a replica: 2 × batch size in flight per replica at most
+            try:  # wait (FIFO) for an idle replica, which takes up to one batch at once
                 gauge.set(self.balancer.variant_outstanding(variant) + 1)
                 endpoint = await self.balancer.acquire(
-                    variant, REPLICA_SLOTS_PER_BATCH * ve.batch_size, tried, max(deadline - time.time(), 0.0)
+                    variant, ve.batch_size, tried, max(deadline - time.time(), 0.0)
                 )
             except NoReplica:
                 break

@@ -38,6 +38,10 @@ class Pending:
     arrived: float = field(default_factory=time.perf_counter)
 
 
+#: How long an idle worker waits for the rest of a batch that arrives together (see ``_gather``).
+GATHER_S = 0.003
+
+
 class Batcher:
     """Queue + batcher task over one engine (start with :meth:`start`, stop with :meth:`stop`)."""
 
@@ -50,8 +54,11 @@ class Batcher:
         max_queue: int = 1024,
         metrics: WorkerMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        gather_s: float = GATHER_S,
     ) -> None:
         self.engine = engine
+        self.gather_s = gather_s
+        self._arrived = asyncio.Event()
         self.variant = variant
         self.max_queue = max_queue
         self.metrics = metrics or WorkerMetrics(variant)
@@ -99,12 +106,15 @@ class Batcher:
             return _error("overloaded", f"queue full ({self.max_queue} requests waiting)", request)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(Pending(request, future))
+        self._arrived.set()
         self.metrics.set_queue(self._queue.qsize())
         return await future
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            self._inflight = batch  # held while the batch forms: a stop answers them too
+            await self._gather(len(batch))
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self.metrics.set_queue(self._queue.qsize())
@@ -116,6 +126,28 @@ class Batcher:
                     _resolve(p, _error("internal", f"batch failed: {type(e).__name__}: {e}", p.request))
             finally:
                 self._inflight = []
+
+    async def _gather(self, have: int) -> None:
+        """Wait up to ``gather_s`` for the rest of a batch the gateway sent together.
+
+        The gateway hands an idle worker up to a batch of requests at once, each on its own
+        connection; parsing them takes a few event-loop turns, so closing the batch on the first
+        one split such bursts (1 + 3 of 4 in about a third of them, measured). The wait ends as
+        soon as the batch is full.
+        """
+        if self.batch_size <= 1 or self.gather_s <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.gather_s
+        while have + self._queue.qsize() < self.batch_size:
+            left = end - loop.time()
+            if left <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), left)
+            except TimeoutError:
+                return
 
     def _admit(self, live: list[Pending]) -> list[Pending]:
         """The largest set that all finish in time if run together; refuse the rest."""

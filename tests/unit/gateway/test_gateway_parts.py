@@ -81,6 +81,36 @@ def test_full_replicas_queue_requests_fifo_for_the_first_free_slot() -> None:
     asyncio.run(run())
 
 
+def test_a_busy_replica_takes_no_second_batch_an_idle_one_takes_a_whole_batch() -> None:
+    """Idle-only dispatch (the simulator's model): a request waits for the first replica to go idle
+    instead of being pinned behind a running batch; an idle replica takes up to a batch at once."""
+
+    async def run() -> None:
+        b = Balancer()
+        b.set_endpoints({"v": ["a", "b"]})
+        burst = [await b.acquire("v", cap=3) for _ in range(4)]  # one loop turn: a, b, then fill
+        assert sorted(burst) == ["a", "a", "b", "b"]
+        await settle()  # the loop turned: both replicas are now running their batches
+        late = asyncio.ensure_future(b.acquire("v", cap=3))
+        await settle()
+        assert not late.done() and b.waiting("v") == 1  # neither busy replica takes it
+        b.release("a")
+        await settle()
+        assert not late.done()  # a still runs one request of its batch
+        b.release("a")
+        await settle()
+        assert late.result() == "a"  # a went idle first
+        queued = [asyncio.ensure_future(b.acquire("v", cap=3)) for _ in range(4)]
+        await settle()
+        b.release("b")
+        b.release("b")  # b goes idle: it takes a whole batch (3) of the waiters, FIFO
+        await settle()
+        assert [q.done() for q in queued] == [True, True, True, False]
+        assert {q.result() for q in queued[:3]} == {"b"}
+
+    asyncio.run(run())
+
+
 def test_no_usable_replica_is_an_error_not_a_wait() -> None:
     async def run() -> None:
         b = Balancer()

@@ -51,6 +51,29 @@ def test_a_batch_starts_without_waiting_for_a_full_batch() -> None:
     asyncio.run(run())
 
 
+def test_requests_arriving_together_at_an_idle_worker_form_one_batch() -> None:
+    """The gateway hands an idle worker a batch at once; they arrive a few loop turns apart."""
+
+    async def run() -> None:
+        engine = FakeEngine(per_item_s=0.001)
+        b = Batcher(engine, VARIANT, 4, gather_s=0.05)
+        b.start()
+
+        async def staggered(i: int) -> object:
+            await asyncio.sleep(0.001 * i)  # parsing each request takes its own loop turns
+            return await b.submit(request(i))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(staggered(i) for i in range(4)))
+        full = time.perf_counter() - t0
+        await b.submit(request(9))  # alone: waits the gather window, no more
+        await b.stop()
+        assert [len(x) for x in engine.batches] == [4, 1]
+        assert full < 0.05  # a full batch closes at once, not at the end of the window
+
+    asyncio.run(run())
+
+
 def test_requests_queued_behind_a_running_batch_form_the_next_batch() -> None:
     async def run() -> None:
         engine = FakeEngine(gated=True)
