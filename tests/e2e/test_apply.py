@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
-from tests.k8s_local import ControlPlane, create_namespace, wait_until
+from tests.k8s_local import ROOT, ControlPlane, create_namespace, wait_until
 
 from hadis.api import Allocation
 from hadis.api.allocation import VariantAllocation
@@ -304,3 +305,40 @@ def test_status_patch_and_events(control_plane: ControlPlane, ns: str) -> None:
     assert by_reason["ApplyFailed"].type == "Warning" and len(by_reason["ApplyFailed"].message) == 1024
     with pytest.raises(ValueError, match="type_"):
         emit_event(api, ref, "X", "y", "Error")
+
+
+def test_the_production_example_is_accepted_and_stable(control_plane: ControlPlane, ns: str) -> None:
+    """examples/cluster-l40s.yaml (diffusers, PVC weights, node selector, tolerations) plus a
+    discriminator and a NodePort gateway: the API server accepts every object, and a second apply
+    writes nothing (the server's defaults do not look like drift)."""
+    api = control_plane.api
+    example = yaml.safe_load((ROOT / "examples" / "cluster-l40s.yaml").read_text())
+    example["metadata"] = {"name": "prod"}
+    example["spec"]["discriminator"] = {"clip": "/models/clip", "head": "/models/head.safetensors"}
+    example["spec"]["gateway"] = {"serviceType": "NodePort", "replicas": 2}
+    body = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "hadis.io", "v1alpha1", ns, "hadisservices", example
+    )
+    svc = _svc(body)
+    profile = load_profile()
+    alloc = Allocation(
+        policy="hadis",
+        row=next(r for r in profile.sweep if (r.light, r.heavy) == (LIGHT, HEAVY)),
+        variants=[
+            VariantAllocation(variant=v, pool="l40s", replicas=n, batch_size=4, latency_s=1, throughput_qps=1)
+            for v, n in ((LIGHT, 20), (HEAVY, 12))
+        ],
+        demand_qps=20,
+        expected_fid=21,
+    )
+    objects = build_objects(svc, alloc, profile, uid=body["metadata"]["uid"], generation=1)
+    assert len(apply_objects(api, objects).created) == len(objects) == 11  # 1 + 4 + 4 + 2
+    with Recording(api.configuration) as recording:
+        again = apply_objects(recording, objects)
+    assert recording.writes == [] and len(again.unchanged) == len(objects)
+    dep = client.AppsV1Api(api).read_namespaced_deployment("prod-sd35-large-l40s", ns)
+    pod = dep.spec.template.spec
+    assert pod.volumes[-1].persistent_volume_claim.claim_name == "diffusion-weights"
+    assert pod.node_selector == {"nvidia.com/gpu.product": "NVIDIA-L40S"}
+    gw = client.CoreV1Api(api).read_namespaced_service("prod-gateway", ns)
+    assert gw.spec.type == "NodePort" and gw.spec.ports[0].node_port
