@@ -181,6 +181,9 @@ def test_no_samples_yet_names_the_metric(stack: Stack, start_prometheus: StartPr
     sel = f'{{namespace="{NS}",app_kubernetes_io_instance="{SVC}"}}'
     assert f"no samples for hadis_gateway_arrivals_total{sel} yet" in e.value.reason
     assert "no series has these labels" in e.value.reason
+    # a window shorter than the scrape interval never holds the two samples rate() needs
+    with pytest.raises(MetricsUnavailable, match=r"yet \(fewer than two samples in the last 500ms\)"):
+        query_load(prom.url, namespace=NS, service="someone-else", rate_window="500ms")
 
 
 def test_stopped_prometheus_is_unreachable(start_prometheus: StartPrometheus) -> None:
