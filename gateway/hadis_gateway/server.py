@@ -22,6 +22,7 @@ from hadis.cascade_watch import CascadeConfigWatcher
 from hadis_gateway.balancer import Balancer
 from hadis_gateway.batch_scorer import ScoreMany, one_by_one
 from hadis_gateway.dispatch import Dispatcher
+from hadis_gateway.endpoints import EndpointDiscovery, Resolver, endpoints_gauge
 from hadis_gateway.images import GatewayState, Reply, error, error_reply, generate, generate_reply
 from hadis_gateway.metrics import GatewayMetrics
 from hadis_gateway.openai_api import (
@@ -119,10 +120,33 @@ def create_app(
     disc_threshold: Threshold | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     rng: random.Random | None = None,
+    resolver: Resolver | None = None,
 ) -> FastAPI:
-    """The gateway app. Inject ``score_prompt`` and thresholds to replace the router (tests do)."""
+    """The gateway app. Inject ``score_prompt`` and thresholds to replace the router (tests do).
+
+    Worker host names are expanded to their addresses (see endpoints.py) with ``resolver`` or the
+    event loop's ``getaddrinfo``; not with an injected ``transport`` and no ``resolver``: such a
+    transport routes by host name itself."""
     metrics = GatewayMetrics()
     balancer = Balancer()
+    discovered = endpoints_gauge(metrics.registry)
+    gauged: set[str] = set()  # the variants that have a series in it
+
+    def set_endpoints(endpoints: dict[str, list[str]]) -> None:
+        balancer.set_endpoints(endpoints)
+        for variant in set(gauged) - set(endpoints):
+            discovered.remove(variant)
+        gauged.clear()
+        for variant, eps in endpoints.items():
+            discovered.labels(variant).set(len(set(eps)))
+            gauged.add(variant)
+
+    discovery = EndpointDiscovery(
+        set_endpoints,
+        resolver=resolver,
+        refresh_s=settings.endpoint_refresh_s,
+        enabled=transport is None or resolver is not None,
+    )
     auto = router_threshold is None and disc_threshold is None
     thresholds: dict[str, Threshold] = {}  # "router", "disc"
     keys: dict[str, tuple[str, str | None]] = {}
@@ -141,7 +165,7 @@ def create_app(
         scorer = default_scorer(settings)
 
     def on_change(cfg: CascadeConfig) -> None:
-        balancer.set_endpoints({v: e.endpoints for v, e in cfg.variants.items()})
+        discovery.set_config({v: e.endpoints for v, e in cfg.variants.items()})
         metrics.config_reloads.labels("applied").inc()
         metrics.config_generation.set(cfg.generation)
         reference_prompt_indices(cfg.profile)  # load once here, not on a request
@@ -190,6 +214,8 @@ def create_app(
             score_cache=0 if injected else settings.score_cache,
         )
         watcher.poll()
+        await discovery.refresh()  # the first requests go to addresses, not to a name
+        state.tasks.append(asyncio.create_task(discovery.run()))
         state.tasks.append(asyncio.create_task(watcher.run()))
         try:
             yield
@@ -251,7 +277,7 @@ def create_app(
             return JSONResponse(
                 {"status": "not ready", "reason": state.watcher.last_error or "no config"}, 503
             )
-        empty = [v for v in routed_variants(cfg) if not cfg.variants[v].endpoints]
+        empty = [v for v in routed_variants(cfg) if not balancer.endpoints(v)]  # after discovery
         if empty:
             return JSONResponse({"status": "not ready", "reason": f"no endpoints for {empty}"}, 503)
         return JSONResponse({"status": "ready", "generation": cfg.generation})

@@ -37,6 +37,9 @@ class Settings:
     score_cache: int = 16384  # router scores kept for repeated prompts (the E1 set has 5,000)
     router_process: bool = True  # the router in a child process (see router_process.py), not a thread
     router_nice: int = 10  # that child's nice increment: the event loop goes first
+    # worker endpoints whose host is a DNS name (the operator's headless Services) are resolved to
+    # one endpoint per address (one per pod) every this many seconds and on a config change; 0: off
+    endpoint_refresh_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +70,7 @@ class Settings:
             score_cache=_int(e, "HADIS_SCORE_CACHE", 16384, 0, 10_000_000),
             router_process=_bool(e, "HADIS_ROUTER_PROCESS", True),
             router_nice=_int(e, "HADIS_ROUTER_NICE", 10, 0, 19),
+            endpoint_refresh_s=_float(e, "HADIS_ENDPOINT_REFRESH_S", 5.0, 0.0),
         )
 
 
