@@ -13,9 +13,9 @@ kept by URL, so requests in flight across a change are still released correctly.
 * Names are resolved again every ``refresh_s`` seconds and at once when the configuration changes;
   addresses are sorted, so a DNS server that shuffles its answer changes nothing.
 * An empty answer gives no endpoint for the name: the variant's requests get the explicit "no
-  workers" answer and ``/readyz`` names it. Kubernetes DNS answers a headless Service without
-  ready pods with NXDOMAIN (:class:`NoAddress`), which counts as empty for a name that resolved
-  before — its pods are gone.
+  workers" answer (``/readyz`` reports the count and stays ready: see server.py). Kubernetes DNS
+  answers a headless Service without ready pods with NXDOMAIN (:class:`NoAddress`), which counts
+  as empty for a name that resolved before — its pods are gone.
 * Any other failure (timeout, server failure) keeps the name's last good addresses; a name never
   resolved (NXDOMAIN included: a typo looks the same) stays as the endpoint itself, so a request
   to it fails or is retried as without discovery. Each change of a name's state is logged once

@@ -277,10 +277,15 @@ def create_app(
             return JSONResponse(
                 {"status": "not ready", "reason": state.watcher.last_error or "no config"}, 503
             )
-        empty = [v for v in routed_variants(cfg) if not balancer.endpoints(v)]  # after discovery
+        # the configured endpoints, not the discovered ones: a variant whose pods are all gone (its
+        # headless Service resolves to nothing) gets "no workers" answers, but taking every gateway
+        # replica out of its Service would refuse the requests of the other variants too
+        routed = routed_variants(cfg)
+        empty = [v for v in routed if not cfg.variants[v].endpoints]
         if empty:
             return JSONResponse({"status": "not ready", "reason": f"no endpoints for {empty}"}, 503)
-        return JSONResponse({"status": "ready", "generation": cfg.generation})
+        found = {v: len(balancer.endpoints(v)) for v in routed}  # after discovery
+        return JSONResponse({"status": "ready", "generation": cfg.generation, "endpoints": found})
 
     @app.get("/metrics")
     async def prometheus() -> Response:

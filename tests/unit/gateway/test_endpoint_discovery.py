@@ -382,7 +382,7 @@ def test_app_dispatches_to_every_address_and_reports_them(tmp_path: Path) -> Non
     dns.set("svc-heavy", ["10.0.1.1"])
     path = tmp_path / "cascade.json"
     write_config(
-        path, cascade_config(["http://svc-light:8000"], ["http://svc-heavy:8000"], theta=0.0, tau=0.0)
+        path, cascade_config(["http://svc-light:8000"], ["http://svc-heavy:8000"], theta=0.5, tau=0.0)
     )
     transport = HostTransport({"10.0.0.1": light["10.0.0.1"].app(), "10.0.0.2": light["10.0.0.2"].app(),
                                "10.0.1.1": heavy.app()})  # fmt: skip
@@ -395,7 +395,8 @@ def test_app_dispatches_to_every_address_and_reports_them(tmp_path: Path) -> Non
         resolver=dns,
     )
     with TestClient(app) as c:
-        assert c.get("/readyz").status_code == 200  # resolved before the first request
+        ready = c.get("/readyz")  # resolved before the first request
+        assert ready.status_code == 200 and ready.json()["endpoints"] == {"light": 2, "heavy": 1}
         metrics = c.get("/metrics").text
         assert 'hadis_gateway_endpoints{variant="light"} 2.0' in metrics
         assert 'hadis_gateway_endpoints{variant="heavy"} 1.0' in metrics
@@ -404,9 +405,9 @@ def test_app_dispatches_to_every_address_and_reports_them(tmp_path: Path) -> Non
             assert resp.status_code == 200, resp.text
         assert all(w.requests for w in light.values())  # both pods served
         dns.set("svc-light", [])  # no ready light pod any more
-        _wait(lambda: c.get("/readyz").status_code == 503)
-        ready = c.get("/readyz").json()
-        assert ready["reason"] == "no endpoints for ['light']"
+        # still ready: the other variant's requests are served (readiness follows the config)
+        _wait(lambda: c.get("/readyz").json()["endpoints"] == {"light": 0, "heavy": 1})
+        assert c.get("/readyz").status_code == 200
         resp = c.post("/v1/images/generations", json={"prompt": "a cat"})
         assert resp.status_code == 503 and resp.json()["error"]["code"] == "no_workers"
         assert 'hadis_gateway_endpoints{variant="light"} 0.0' in c.get("/metrics").text
