@@ -143,7 +143,7 @@ class Dispatcher:
         cfg = self.config()  # one snapshot for the whole job, even if the file changes meanwhile
         deadline = job.arrival_unix_s + cfg.admission_factor * cfg.slo_s
         if job.model is not None and job.model in cfg.variants:
-            out = await self.call(cfg, job, job.model, deadline, discriminate=False)
+            out = await self.call(cfg, job, job.model, deadline, discriminate=False, reroute=False)
         elif cfg.row is not None:
             out = await self._cascade(cfg, job, deadline)
         else:
@@ -195,10 +195,40 @@ class Dispatcher:
             weights = [1.0] * len(names)
         return self.rng.choices(names, weights=weights)[0]
 
+    def _reroute(self, cfg: CascadeConfig, variant: str) -> tuple[CascadeConfig, str] | None:
+        """Where a stage goes when ``variant`` has no replica left under a *newer* configuration.
+
+        A re-allocation that drops a variant must not turn its queue into errors: as in the
+        simulator, its waiting requests move to the new configuration — a light stage to the new
+        light variant, a heavy stage (router-hard or escalated) to the new heavy one, a split
+        request to a variant of the new split. ``None`` when there is no newer configuration or it
+        has no such variant with replicas (the request then gets the explicit ``no_workers`` error).
+        """
+        cur = self._config()
+        if cur is None or cur.generation <= cfg.generation:
+            return None
+        if cur.row is not None:
+            heavy_stage = cfg.row is not None and variant == cfg.row.heavy
+            target = cur.row.heavy if heavy_stage else cur.row.light
+        else:
+            target = self._pick_split(cur) if cur.split else ""
+        if target == variant or target not in cur.variants or not self.balancer.endpoints(target):
+            return None
+        return cur, target
+
     async def call(
-        self, cfg: CascadeConfig, job: Job, variant: str, deadline: float, *, discriminate: bool
+        self,
+        cfg: CascadeConfig,
+        job: Job,
+        variant: str,
+        deadline: float,
+        *,
+        discriminate: bool,
+        reroute: bool = True,
     ) -> Outcome:
-        """One generation on ``variant``: least-loaded replica, one retry elsewhere on connection failure."""
+        """One generation on ``variant``: least-loaded replica, one retry elsewhere on connection
+        failure; moved to the newer configuration's variant when ``variant`` lost every replica
+        (``reroute``; not for requests that named their model)."""
         ve = cfg.variants[variant]
         body = wire_request(
             job,
@@ -212,19 +242,31 @@ class Dispatcher:
         tried: list[str] = []
         last: Exception | None = None
         gauge = self.metrics.queue.labels(variant)
+        waiting = self.metrics.waiting.labels(variant)
+        self.metrics.dispatched.labels(variant).inc()
         for attempt in range(2):
             try:  # wait (FIFO) for an idle replica, which takes up to one batch at once
                 gauge.set(self.balancer.variant_outstanding(variant) + 1)
+                waiting.set(self.balancer.waiting(variant) + 1)
                 endpoint = await self.balancer.acquire(
                     variant, ve.batch_size, tried, max(deadline - time.time(), 0.0)
                 )
             except NoReplica:
+                if not tried and reroute:
+                    moved = self._reroute(cfg, variant)
+                    if moved is not None:
+                        self.metrics.rerouted.inc()
+                        new_cfg, new_variant = moved
+                        return await self.call(
+                            new_cfg, job, new_variant, deadline, discriminate=discriminate, reroute=True
+                        )
                 break
             except TimeoutError:
                 message = f"no {variant} replica was free before the deadline"
                 raise DispatchError(504, "deadline", message, type_="timeout_error") from None
             finally:
                 gauge.set(self.balancer.variant_outstanding(variant))
+                waiting.set(self.balancer.waiting(variant))
             tried.append(endpoint)
             if attempt:
                 self.metrics.retries.inc()

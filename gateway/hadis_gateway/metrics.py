@@ -40,6 +40,23 @@ class GatewayMetrics:
             ["variant"],
             registry=r,
         )
+        self.dispatched = Counter(
+            "hadis_gateway_dispatched_total",
+            "Generations asked of each variant (a cascade stage each), counted when they join its queue",
+            ["variant"],
+            registry=r,
+        )
+        self.waiting = Gauge(
+            "hadis_gateway_waiting_requests",
+            "Requests waiting at the gateway for an idle replica of each variant (not yet at a worker)",
+            ["variant"],
+            registry=r,
+        )
+        self.rerouted = Counter(
+            "hadis_gateway_rerouted_total",
+            "Stages moved to the new configuration's variant because theirs lost every replica",
+            registry=r,
+        )
         self.slo_violations = Counter(
             "hadis_gateway_slo_violations_total", "Images answered after the SLO (or not at all)", registry=r
         )

@@ -196,6 +196,33 @@ def test_live_config_change_without_restart(cluster: Cluster) -> None:
     assert xh(cluster.generate("a cat"))["variant"] == "light"
 
 
+def test_requests_waiting_for_a_dropped_variant_move_to_the_new_configuration(cluster: Cluster) -> None:
+    """A re-allocation that drops the heavy variant must not turn its queue into errors."""
+    import threading
+
+    for name in ("h0", "h1"):
+        cluster.workers[name].delay_s = 1.0
+    cluster.wait_generation(cluster.configure(theta=1.0))  # everything goes to heavy
+    new = FakeWorker("n0", "heavier")
+    cluster.workers["n0"], cluster.servers["n0"] = new, ServerThread(new.app()).start()
+    out: list[list[httpx.Response]] = []
+    sender = threading.Thread(target=lambda: out.append(cluster.burst(6)))
+    sender.start()
+    wait_for(lambda: sum(w.active for w in cluster.workers.values()) == 2)  # 2 run, 4 wait here
+    cluster.generation += 1
+    config = cascade_config([cluster.url("l0")], [], theta=1.0, generation=cluster.generation)
+    config["row"]["heavy"] = "heavier"
+    config["variants"] = {
+        "light": {"batchSize": 1, "endpoints": [cluster.url("l0")]},
+        "heavier": {"batchSize": 1, "endpoints": [cluster.url("n0")]},
+    }
+    write_config(cluster.path, config)
+    sender.join(timeout=30)
+    variants = sorted(xh(r)["variant"] for r in out[0])
+    assert variants == ["heavier"] * 4 + ["heavy"] * 2  # the running two finish where they are
+    assert "hadis_gateway_rerouted_total 4.0" in cluster.http.get("/metrics").text
+
+
 def test_official_openai_client(cluster: Cluster) -> None:
     client = openai.OpenAI(base_url=f"{cluster.gateway.url}/v1", api_key="x", max_retries=0)
     result = client.images.generate(model="hadis", prompt="a hard lighthouse", response_format="b64_json")

@@ -69,10 +69,20 @@ class LocalService:
 
     # --- decide and reconcile -------------------------------------------------------------------
 
-    def decide(self, demand_qps: float, queues: dict[str, float]) -> Allocation:
+    def decide(
+        self, demand_qps: float, queues: dict[str, float], arrivals: dict[str, float] | None = None
+    ) -> Allocation:
+        """The policy's decision; ``queues`` (waiting per variant) over ``arrivals`` (per-variant
+        arrival rates of the last interval) is the Little's-law queueing delay the allocator adds."""
         spec = self.svc.spec
         inp = build_decision_input(
-            spec, self.profile, self.table, demand_qps, previous=self.allocation, queue_lengths=queues
+            spec,
+            self.profile,
+            self.table,
+            demand_qps,
+            previous=self.allocation,
+            queue_lengths=queues,
+            arrival_qps=arrivals,
         )
         return get_policy(spec.policy)(inp)
 
@@ -259,6 +269,8 @@ class LocalService:
         next_observe = last_t + self.observe_s
         next_decision = last_t + spec.allocation.interval_seconds
         queues: dict[str, float] = {}
+        dispatched: dict[str, float] | None = None  # per variant at the last decision
+        decided_at = last_t
         while not should_stop():
             time.sleep(max(0.0, next_observe - time.monotonic()))
             next_observe = max(next_observe + self.observe_s, time.monotonic())
@@ -279,10 +291,18 @@ class LocalService:
                 # shorter half-life in seconds)
                 for _ in range(max(1, round((now - last_t) / self.observe_s))):
                     demand = demand.observe(rate)
-            last_total, last_t, queues = sample.arrivals_total, now, sample.queue
+            last_total, last_t = sample.arrivals_total, now
+            queues = sample.waiting if sample.waiting is not None else sample.queue
             if now >= next_decision:
                 next_decision = max(next_decision + spec.allocation.interval_seconds, now)
-                self.apply(self.decide(demand.demand_qps, queues))
+                arrivals = None
+                if dispatched is not None and now > decided_at:
+                    arrivals = {
+                        v: max(0.0, n - dispatched.get(v, 0.0)) / (now - decided_at)
+                        for v, n in sample.dispatched.items()
+                    }
+                dispatched, decided_at = dict(sample.dispatched), now
+                self.apply(self.decide(demand.demand_qps, queues, arrivals))
                 self.write_config()
 
 

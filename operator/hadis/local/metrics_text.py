@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -14,14 +14,20 @@ class GatewaySample:
     arrivals_total: float
     queue: dict[str, float]
     config_generation: int | None = None  # the cascade config generation the gateway has applied
+    dispatched: dict[str, float] = field(default_factory=dict)  # generations asked of each variant
+    waiting: dict[str, float] | None = None  # waiting for an idle replica (None: an older gateway)
 
 
 def parse_gateway_metrics(text: str) -> GatewaySample:
     """Arrivals = images asked for, counted on arrival (``hadis_gateway_arrivals_total``); from a
-    gateway without that counter, answered (any outcome) + refused; queue = outstanding per variant."""
+    gateway without that counter, answered (any outcome) + refused; queue = outstanding per variant;
+    dispatched = generations asked of each variant so far; waiting = requests each variant's
+    replicas have not taken yet (the queue whose Little's-law delay the allocator adds)."""
     arrivals: float | None = None
     answered = 0.0
     queue: dict[str, float] = {}
+    dispatched: dict[str, float] = {}
+    waiting: dict[str, float] | None = None
     generation: int | None = None
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -33,4 +39,10 @@ def parse_gateway_metrics(text: str) -> GatewaySample:
                 generation = int(s.value)
             elif s.name == "hadis_gateway_queue_length_requests" and "variant" in s.labels:
                 queue[s.labels["variant"]] = s.value
-    return GatewaySample(answered if arrivals is None else arrivals, queue, generation)
+            elif s.name == "hadis_gateway_dispatched_total" and "variant" in s.labels:
+                dispatched[s.labels["variant"]] = s.value
+            elif s.name == "hadis_gateway_waiting_requests" and "variant" in s.labels:
+                waiting = waiting or {}
+                waiting[s.labels["variant"]] = s.value
+    total = answered if arrivals is None else arrivals
+    return GatewaySample(total, queue, generation, dispatched, waiting)

@@ -28,3 +28,15 @@ def test_gateway_without_arrivals_counter_falls_back_to_answered_plus_refused() 
     )
     sample = parse_gateway_metrics(text)
     assert sample.arrivals_total == 5 and sample.config_generation is None and sample.queue == {}
+
+
+def test_per_variant_dispatches_and_waiting_requests_are_read() -> None:
+    m = GatewayMetrics()
+    m.dispatched.labels("light").inc(7)
+    m.dispatched.labels("heavy").inc(3)
+    m.waiting.labels("heavy").set(5)
+    m.queue.labels("heavy").set(9)  # waiting + at the workers
+    sample = parse_gateway_metrics(generate_latest(m.registry).decode())
+    assert sample.dispatched == {"light": 7.0, "heavy": 3.0}
+    assert sample.waiting == {"heavy": 5.0} and sample.queue == {"heavy": 9.0}
+    assert parse_gateway_metrics("hadis_gateway_arrivals_total 1\n").waiting is None  # older gateway
