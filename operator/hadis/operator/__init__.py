@@ -43,12 +43,20 @@ def _api_client() -> client.ApiClient:
         return api
 
 
+class _QuietTicks(logging.Filter):
+    """kopf logs each successful timer run at INFO: once a second per service is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timer 'tick' succeeded")
+
+
 def _reconciler(memo: Any) -> Reconciler:
     return cast(Reconciler, memo["reconciler"])
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    logging.getLogger("kopf.objects").addFilter(_QuietTicks())
     settings.peering.standalone = True  # one operator per scope; no KopfPeering objects needed
     settings.posting.level = logging.WARNING  # kopf's own Events: failures only; ours say what changed
     settings.posting.reporting_component = "hadis-operator"

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,10 +95,12 @@ class Reconciler:
                 return await self._run(body, uid)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a bug: log it, keep the operator alive, retry on the next tick
+            except Exception:  # a bug: log it, keep the operator alive, retry after the interval
                 log.exception("cycle of %s/%s failed", meta.get("namespace"), meta.get("name"))
                 metrics.record_error(str(meta.get("name")), str(meta.get("namespace")), "Internal")
-                self.memories[uid] = cycle.Memory(last_cycle=self.monotonic(), generation=-1)
+                before = self.memories.get(uid) or cycle.Memory()
+                generation = int(meta.get("generation") or 0)
+                self.memories[uid] = replace(before, last_cycle=self.monotonic(), generation=generation)
                 return True
 
     async def _run(self, body: Mapping[str, Any], uid: str) -> bool:
@@ -257,13 +259,14 @@ class Reconciler:
                 await asyncio.to_thread(patch_status, self.api, ns, name, patch)
             ref = _ref(body)
             for ev in outcome.events:
+                log.info("%s/%s: %s %s: %s", ns, name, ev.type, ev.reason, ev.message)
                 await asyncio.to_thread(emit_event, self.api, ref, ev.reason, ev.message, ev.type)
         except ApiException as e:
             if e.status == 404:  # deleted meanwhile
                 return True
             log.warning("writing status/events of %s/%s failed: HTTP %s %s", ns, name, e.status, e.reason)
-            # forget the cycle so that the next tick retries the status write
-            self.memories[uid] = cycle.Memory()
+            # the next tick runs a cycle again, which rewrites the status (still from this memory)
+            self.memories[uid] = replace(outcome.memory, last_cycle=None)
         if allocation is not None:
             metrics.record_allocation(name, ns, allocation)
         for ev in outcome.events:
