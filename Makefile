@@ -66,5 +66,19 @@ bench-e1: install  ## the paper's E1: every policy on the local stack (emulated,
 profile: install  ## regenerate the packaged default profile from ../shared/data/hadis-l40s
 	$(BIN)/python scripts/build_default_profile.py
 
+# container images: images/<component>.Dockerfile with the repository root as context, tagged as the
+# HadisService spec's default images (spec.images) expect; IMAGE_ENGINE= docker, podman or buildah
+IMAGE_PREFIX ?= hadis/hadis-
+IMAGE_TAG    ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_ENGINE ?= $(firstword $(foreach e,docker podman buildah,$(if $(shell command -v $(e) 2>/dev/null),$(e))))
+.PHONY: images
+images:  ## build the operator, gateway and worker images (needs docker, podman or buildah)
+	@if [ -z "$(IMAGE_ENGINE)" ]; then echo "make images: no container engine found (docker, podman or buildah on PATH); install one or run where one is, e.g. make images IMAGE_ENGINE=podman" >&2; exit 1; fi
+	@if ! $(IMAGE_ENGINE) info >/dev/null 2>&1; then echo "make images: '$(IMAGE_ENGINE) info' failed: $(IMAGE_ENGINE) is installed but no container engine answers (no daemon running, or no access to it); start one, or choose another with IMAGE_ENGINE=docker|podman|buildah" >&2; exit 1; fi
+	@set -e; for c in operator gateway worker; do \
+	  echo "$(IMAGE_ENGINE) build -f images/$$c.Dockerfile -t $(IMAGE_PREFIX)$$c:$(IMAGE_TAG) ."; \
+	  $(IMAGE_ENGINE) build -f images/$$c.Dockerfile -t $(IMAGE_PREFIX)$$c:$(IMAGE_TAG) .; \
+	done
+
 clean:
 	rm -rf $(VENV) out build *.egg-info .mypy_cache .ruff_cache .pytest_cache
