@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Write the HadisService CRD generated from the pydantic models to crds/ (``make crds``).
+"""Write the HadisService CRD generated from the pydantic models to crds/ and to the Helm chart's
+crds/ (``make crds``).
 
     python scripts/build_crds.py
 
-A contract test (tests/contract/test_crds.py) fails when the committed file differs from what
-this script writes.
+A contract test (tests/contract/test_crds.py) fails when either committed file differs from what
+this script writes: Helm installs the chart's copy, so it must be the same bytes as crds/.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from pathlib import Path
 from hadis.reconcile.crd import CRD_FILE, crd_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "crds"
+OUTS = (ROOT / "crds", ROOT / "charts" / "hadis" / "crds")
 
 
 def main() -> None:
-    OUT.mkdir(exist_ok=True)
-    path = OUT / CRD_FILE
     text = crd_yaml()
-    changed = not path.exists() or path.read_text(encoding="utf-8") != text
-    path.write_text(text, encoding="utf-8")
-    print(f"{'wrote' if changed else 'unchanged'} {path.relative_to(ROOT)}")
+    for out in OUTS:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / CRD_FILE
+        changed = not path.exists() or path.read_text(encoding="utf-8") != text
+        path.write_text(text, encoding="utf-8")
+        print(f"{'wrote' if changed else 'unchanged'} {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

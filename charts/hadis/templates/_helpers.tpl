@@ -1,0 +1,81 @@
+{{/* The chart name, cut to 63 characters (a label value). */}}
+{{- define "hadis.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* RELEASE-hadis, or RELEASE when it already says hadis; fullnameOverride wins. */}}
+{{- define "hadis.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Cluster-scoped names carry the release namespace: two releases of one name must not clash. */}}
+{{- define "hadis.clusterName" -}}
+{{- printf "%s-%s" (include "hadis.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "hadis.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "hadis.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "hadis.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "hadis.labels" -}}
+helm.sh/chart: {{ include "hadis.chart" . }}
+{{ include "hadis.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: hadis
+{{- end }}
+
+{{- define "hadis.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "hadis.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name: the existing ServiceAccount to run as (serviceAccount.create is false)" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The namespace the operator serves when it is namespaced. */}}
+{{- define "hadis.watchNamespace" -}}
+{{- if and .Values.allNamespaces .Values.watchNamespace }}
+{{- fail "allNamespaces: true serves every namespace; leave watchNamespace empty" }}
+{{- end }}
+{{- default .Release.Namespace .Values.watchNamespace }}
+{{- end }}
+
+{{/* The rules the operator needs, in the watched namespace or (allNamespaces) everywhere. */}}
+{{- define "hadis.rules" -}}
+# HadisServices: kopf lists and watches them and patches its finalizer and annotations in
+- apiGroups: [hadis.io]
+  resources: [hadisservices]
+  verbs: [get, list, watch, patch]
+# the operator writes conditions, the allocation and the demand here
+- apiGroups: [hadis.io]
+  resources: [hadisservices/status]
+  verbs: [get, patch]
+# the gateway and the per-variant worker Deployments (server-side apply; stale variants deleted)
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, create, patch, delete]
+# the gateway and headless worker Services, the cascade ConfigMap (and a profile ConfigMap, read)
+- apiGroups: [""]
+  resources: [services, configmaps]
+  verbs: [get, list, create, patch, delete]
+# the operator's Events about allocations and failures, and kopf's about handler errors
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end }}
