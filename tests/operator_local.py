@@ -93,15 +93,20 @@ class OperatorProcess:
     metrics_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *, python_m: bool = False) -> None:
+        """``kopf run -m hadis.operator ...``, or with ``python_m`` ``python -m hadis.operator``
+        (scoped by ``HADIS_OPERATOR_NAMESPACES``)."""
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "HADIS_OPERATOR_METRICS_PORT": str(self.metrics_port),
+            "HADIS_OPERATOR_NAMESPACES": self.namespace,
             "PYTHONUNBUFFERED": "1",
         }
         kopf = Path(sys.executable).with_name("kopf")
         cmd = [str(kopf), "run", "-m", "hadis.operator", "--standalone", "--namespace", self.namespace]
+        if python_m:
+            cmd = [sys.executable, "-m", "hadis.operator"]
         with self.log_path.open("ab") as log:
             log.write(f"\n=== start {' '.join(cmd)}\n".encode())
             self.proc = subprocess.Popen(

@@ -282,6 +282,8 @@ def _versions(cp: ControlPlane) -> dict[str, str]:
 
 
 def test_an_operator_restart_writes_nothing(control_plane: ControlPlane, operator: OperatorProcess) -> None:
+    """The new process (``python -m hadis.operator`` this time) rebuilds its memory from the status
+    and finds nothing to change: no object, status or Event is written."""
     cp = control_plane
     time.sleep(2 * INTERVAL_S)
     before = _versions(cp)
@@ -289,7 +291,7 @@ def test_an_operator_restart_writes_nothing(control_plane: ControlPlane, operato
     n_events = len(events(cp, NAME))
     operator.stop()
     log_len = len(operator.log())
-    operator.start()
+    operator.start(python_m=True)  # the other entry point: python -m hadis.operator
     operator.wait_healthy()
     wait_until(
         "the restarted operator to resume e1",
