@@ -198,6 +198,10 @@ def test_a_hadis_service_deploys_the_allocation(
     assert condition(obj, "Allocated")["reason"] == "Allocated"
     assert any(e.reason == "Allocated" and e.type == "Normal" for e in events(cp, NAME))
     assert obj["status"]["lastAllocationTime"]
+    # the operator's own metrics and liveness endpoint
+    gpus = [ln for ln in operator.metrics().splitlines() if ln.startswith("hadis_operator_gpus{")]
+    assert any('"e1"' in ln and ln.endswith(f" {float(st['gpus'])}") for ln in gpus), gpus
+    assert operator.healthz() == 200
 
 
 def test_a_load_step_changes_the_replicas_within_a_few_intervals(
