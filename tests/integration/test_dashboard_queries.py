@@ -1,39 +1,25 @@
 """Every panel query of the generated Grafana dashboard, run against a real Prometheus scraping the
-real emulated stack: each must succeed and return data.
+real emulated stack (``tests/dashboard_stack.py``): each must succeed and return data.
 
-The stack: ``python -m hadis_gateway`` and two emulated ``python -m hadis_worker`` processes (the
-paper's L40S latencies × 0.1), scraped every second with the labels Kubernetes would give them, and
-the operator's metrics server (``hadis.operator.metrics``) in this process, fed by the real control
-path: every 2 s the load is read from Prometheus (``query_load``), smoothed (``estimate_demand``)
-and handed to the HADIS policy; the allocation is recorded as the operator records it. Cascade
-traffic (model ``hadis``) runs for ~16 s with a 30-request burst every 3 s into a 16-request
-gateway queue and a 0.5 s SLO, so there are router-hard prompts, escalations, 429s (queue_full)
-and deadline drops. Then the dashboard's template variables are substituted (``$namespace`` and
-``$service`` → ``.*``, ``$__rate_interval`` → ``30s``) and every target goes to /api/v1/query.
+The operator's metrics server (``hadis.operator.metrics``) runs in this process, fed by the
+control loop's own code path: every 2 s the load is read from Prometheus (``query_load``),
+smoothed (``estimate_demand``) and handed to the HADIS policy, and the allocation is recorded as
+the operator records it. tests/e2e/test_dashboard_operator.py does the same with the real operator
+(``kopf run -m hadis.operator``) on the local apiserver.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
+from tests.dashboard_stack import HEAVY, LIGHT, LOOPBACK, Stack, panel_failures, running_stack, send_load
+from tests.dashboard_stack import service_spec as spec_body
 from tests.prometheus_local import LocalPrometheus, Target
 
 from hadis.api.service import HadisService
-from hadis.dashboards.overview import build_dashboard
 from hadis.observe.load import estimate_demand
 from hadis.observe.prometheus import MetricsUnavailable, query_load
 from hadis.operator.metrics import OperatorMetrics, start_metrics_server
@@ -45,113 +31,21 @@ from hadis.profiles import load_profile
 
 pytestmark = pytest.mark.integration
 
-LIGHT, HEAVY = "sdxl-lightning", "sd35-large-turbo"
 NS, SVC = "imaging", "dash"
-LOOPBACK = "127.0.0.1"
-QUEUE_CAPACITY = 16
-LOAD_S, QPS, BURST, BURST_EVERY_S = 16.0, 8.0, 30, 3.0
-PROMPTS = (
-    "a red ball",
-    "a lighthouse on a cliff at dusk",
-    "three astronauts playing chess with a Victorian ghost under a stained-glass dome, oil painting",
-    "an abstract allegory of time melting over a baroque cityscape beside the Eiffel Tower at night",
-)
-SUBSTITUTIONS = {"$namespace": ".*", "$service": ".*", "$__rate_interval": "30s"}
-SPEC = {
-    "apiVersion": "hadis.io/v1alpha1",
-    "kind": "HadisService",
-    "metadata": {"name": SVC, "namespace": NS},
-    "spec": {
-        "engine": "emulated",
-        "variants": [{"name": LIGHT}, {"name": HEAVY}],
-        "sloSeconds": 6,
-        "gpuPools": [{"name": "l40s", "gpuType": "L40S", "count": 16}],
-        "profile": {"builtin": "hadis-paper-l40s"},
-    },
-}
 StartPrometheus = Callable[..., LocalPrometheus]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready after {timeout_s} s:\n{log.read_text()[-3000:]}")
-
-
-@dataclass
-class Stack:
-    gateway: str
-    workers: list[str]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("dashboard")
-    ports = {"gateway": _free_port(), LIGHT: _free_port(), HEAVY: _free_port()}
-    urls = {k: f"http://{LOOPBACK}:{p}" for k, p in ports.items()}
-    config: dict[str, Any] = {
-        "generation": 1,
-        "row": {"light": LIGHT, "heavy": HEAVY, "theta": 0.3, "tau": 0.3, "p": 0.51, "fid": 25.5},
-        "variants": {v: {"batchSize": 4, "endpoints": [urls[v]]} for v in (LIGHT, HEAVY)},
-        "sloS": 0.5,
-        "admissionFactor": 1.0,
-        "timeScale": 0.1,
-    }
-    config_path = tmp / "cascade.json"
-    config_path.write_text(json.dumps(config))
-    base = {**os.environ, "HADIS_CONFIG_PATH": str(config_path), "HADIS_CONFIG_POLL_S": "0.2"}
-    specs = [
-        (v, "hadis_worker", {"HADIS_WORKER_VARIANT": v, "HADIS_WORKER_HOST": LOOPBACK}, "HADIS_WORKER_PORT")
-        for v in (LIGHT, HEAVY)
-    ]
-    gateway_env = {"HADIS_GATEWAY_HOST": LOOPBACK, "HADIS_QUEUE_CAPACITY": str(QUEUE_CAPACITY)}
-    specs.append(("gateway", "hadis_gateway", gateway_env, "HADIS_GATEWAY_PORT"))
-    procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
-    try:
-        for name, module, env, port_var in specs:
-            log = tmp / f"{name}.log"
-            with log.open("wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", module],
-                    env={**base, **env, port_var: str(ports[name])},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-            procs.append((name, proc, log))
-        for name, proc, log in procs:
-            _wait_ready(urls[name], proc, log)
-        yield Stack(urls["gateway"], [urls[LIGHT], urls[HEAVY]])
-    finally:
-        for _, proc, _ in procs:
-            proc.terminate()
-        for _, proc, _ in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+    with running_stack(tmp_path_factory.mktemp("dashboard")) as s:
+        yield s
 
 
 class ControlLoop:
     """The operator's observe → decide → record path every ``interval_s``, in a thread."""
 
     def __init__(self, prom_url: str, metrics: OperatorMetrics, interval_s: float = 2.0) -> None:
-        self.svc = HadisService.model_validate(SPEC)
+        self.svc = HadisService.model_validate(spec_body(SVC, NS))
         self.profile = load_profile("hadis-paper-l40s")
         self.table = table_for(self.profile, variants=[LIGHT, HEAVY])
         self.prom_url, self.metrics, self.interval_s = prom_url, metrics, interval_s
@@ -188,65 +82,19 @@ class ControlLoop:
         self.thread.join(10)
 
 
-async def _load(url: str) -> Counter[int]:
-    """Steady cascade traffic at ``QPS`` plus a burst of ``BURST`` every ``BURST_EVERY_S``."""
-    statuses: Counter[int] = Counter()
-    async with httpx.AsyncClient(base_url=url, timeout=15, limits=httpx.Limits(max_connections=200)) as c:
-
-        async def one(i: int) -> None:
-            prompt = f"{PROMPTS[i % len(PROMPTS)]}, {i}"
-            body = {"prompt": prompt, "model": "hadis", "seed": i}
-            statuses[(await c.post("/v1/images/generations", json=body)).status_code] += 1
-
-        tasks: list[asyncio.Task[None]] = []
-        t0, sent, next_burst = time.monotonic(), 0, 1.0
-        while (now := time.monotonic() - t0) < LOAD_S:
-            if now >= next_burst:
-                tasks += [asyncio.create_task(one(100_000 + sent + k)) for k in range(BURST)]
-                next_burst += BURST_EVERY_S
-            tasks.append(asyncio.create_task(one(sent)))
-            sent += 1
-            await asyncio.sleep(max(t0 + sent / QPS - time.monotonic(), 0))
-        await asyncio.gather(*tasks)
-    return statuses
-
-
-def _executable(expr: str) -> str:
-    for variable, value in SUBSTITUTIONS.items():
-        expr = expr.replace(variable, value)
-    assert "$" not in expr, f"an unsubstituted template variable in {expr}"
-    return expr
-
-
 def test_every_panel_query_returns_data(stack: Stack, start_prometheus: StartPrometheus) -> None:
     t0 = time.monotonic()
     metrics = OperatorMetrics()
     server = start_metrics_server(0, host=LOOPBACK, metrics=metrics)
     try:
-        labels = {"namespace": NS, "app_kubernetes_io_instance": SVC}
-        targets = [Target.of(u, **labels) for u in (stack.gateway, *stack.workers)]
-        # the operator's own series carry namespace/service: scraped with honor_labels semantics
-        targets.append(Target.of(f"{LOOPBACK}:{server.port}"))
-        prom = start_prometheus(targets)
+        # the operator's series carry namespace/service themselves: its target adds no such labels
+        prom = start_prometheus([*stack.targets(NS, SVC), Target.of(f"{LOOPBACK}:{server.port}")])
         with ControlLoop(prom.url, metrics) as loop:
-            statuses = asyncio.run(_load(stack.gateway))
+            statuses = send_load(stack.gateway)
             time.sleep(2.5)  # the last counters scraped
         print(f"responses by status: {dict(statuses)}; {loop.decisions} decisions")
         assert statuses[200] and statuses[429] and statuses[504], f"want answers, 429s and drops: {statuses}"
-
-        failed: list[str] = []
-        for panel in build_dashboard()["panels"]:
-            for target in panel["targets"]:
-                expr = _executable(target["expr"])
-                try:
-                    result = prom.query(expr)
-                except Exception as e:  # a bad query: Prometheus answers 400 with its error
-                    failed.append(f"{panel['title']} [{target['refId']}]: {expr}\n    error: {e}")
-                    continue
-                shown = [(r["metric"], r["value"][1]) for r in result][:4]
-                print(f"{panel['title']} [{target['refId']}] {target['legendFormat']!r}: {shown}")
-                if not result:
-                    failed.append(f"{panel['title']} [{target['refId']}]: {expr}\n    no data")
+        failed = panel_failures(prom)
         assert not failed, "panel queries without data:\n" + "\n".join(failed)
     finally:
         server.stop()
