@@ -20,10 +20,15 @@ The signals (metric names are the gateway's and workers', see ``hadis_gateway/me
 
 - arrival rate: ``sum(rate(hadis_gateway_arrivals_total[w]))`` — images asked for, counted by the
   gateway on arrival, summed over gateway replicas;
-- per-variant arrival rate: ``sum by (variant) (rate(hadis_worker_requests_total[w]))`` — requests
-  each variant's workers took (every outcome), so the heavy variant's rate includes escalations;
-- per-variant queue: ``sum by (variant) (hadis_gateway_queue_length_requests)`` — requests the
-  gateways have outstanding at each variant (waiting for a slot or being generated).
+- per-variant arrival rate: ``sum by (variant) (rate(hadis_gateway_dispatched_total[w]))`` —
+  generations the gateways asked of each variant when they joined its queue, so the heavy
+  variant's rate includes router-hard prompts and escalations;
+- per-variant queue: ``sum by (variant) (hadis_gateway_waiting_requests)`` — requests waiting at
+  the gateways for an idle replica of each variant (not those being generated).
+
+Queue over arrival rate is the Little's-law queueing delay the allocator adds to each stage
+(:meth:`hadis.api.allocation.DecisionInput.queueing_delay_s`); local mode and the simulator
+measure the same two quantities.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ import re
 from dataclasses import dataclass
 
 ARRIVALS_METRIC = "hadis_gateway_arrivals_total"
-WORKER_REQUESTS_METRIC = "hadis_worker_requests_total"
-QUEUE_METRIC = "hadis_gateway_queue_length_requests"
+DISPATCHED_METRIC = "hadis_gateway_dispatched_total"
+QUEUE_METRIC = "hadis_gateway_waiting_requests"
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # one duration unit, as the CRD allows (rateWindow), plus the units PromQL knows beyond it
@@ -103,7 +108,7 @@ class LoadQueries:
 
     @property
     def variant_rates(self) -> str:
-        return f"sum by (variant) (rate({WORKER_REQUESTS_METRIC}{self.selector}[{self.window}]))"
+        return f"sum by (variant) (rate({DISPATCHED_METRIC}{self.selector}[{self.window}]))"
 
     @property
     def queue_lengths(self) -> str:

@@ -21,8 +21,8 @@ def test_queries_of_one_service() -> None:
     sel = '{namespace="prod",app_kubernetes_io_instance="sdxl"}'
     assert q.arrival_rate == f"sum(rate(hadis_gateway_arrivals_total{sel}[30s]))"
     assert q.arrivals_present == f"count(hadis_gateway_arrivals_total{sel})"
-    assert q.variant_rates == f"sum by (variant) (rate(hadis_worker_requests_total{sel}[30s]))"
-    assert q.queue_lengths == f"sum by (variant) (hadis_gateway_queue_length_requests{sel})"
+    assert q.variant_rates == f"sum by (variant) (rate(hadis_gateway_dispatched_total{sel}[30s]))"
+    assert q.queue_lengths == f"sum by (variant) (hadis_gateway_waiting_requests{sel})"
     assert q.arrivals_series == f"hadis_gateway_arrivals_total{sel}"
 
 
