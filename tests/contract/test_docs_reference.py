@@ -4,6 +4,7 @@ models, and it names every field the CRD accepts."""
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -69,3 +70,38 @@ def test_check_mode_reports_drift(
     monkeypatch.setattr(build_docs, "ROOT", tmp_path)
     assert build_docs.main(["--check"]) == 1
     assert build_docs.main([]) == 0 and build_docs.main(["--check"]) == 0
+
+
+def _registered_metrics() -> set[str]:
+    from hadis.operator.metrics import OperatorMetrics
+    from hadis_gateway.endpoints import endpoints_gauge
+    from hadis_gateway.metrics import GatewayMetrics
+    from hadis_worker.metrics import WorkerMetrics
+
+    gateway = GatewayMetrics()
+    endpoints_gauge(gateway.registry)
+    names = set()
+    for registry in (gateway.registry, WorkerMetrics("v").registry, OperatorMetrics().registry):
+        for family in registry.collect():
+            names.add(family.name + ("_total" if family.type == "counter" else ""))
+    return names
+
+
+def _family(name: str) -> str:
+    """A histogram's series name without its ``_bucket``/``_sum``/``_count`` suffix."""
+    for suffix in ("_bucket", "_sum", "_count"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
+
+
+def test_metrics_page_lists_every_metric_and_no_other() -> None:
+    text = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    registered = _registered_metrics()
+    listed = set(re.findall(r"^\| `(hadis_\w+)` \|", text, re.MULTILINE))
+    assert listed == registered, (
+        f"docs/metrics.md: missing {sorted(registered - listed)}, unknown {sorted(listed - registered)}"
+    )
+    mentioned = set(re.findall(r"\bhadis_(?:gateway|worker|operator)_\w+", text))
+    unknown = {m for m in mentioned if m not in registered and _family(m) not in registered}
+    assert not unknown, f"docs/metrics.md names metrics that do not exist: {sorted(unknown)}"
