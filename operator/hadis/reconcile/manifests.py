@@ -145,6 +145,12 @@ def _meta(svc: HadisService, name: str, labels: dict[str, str], uid: str) -> Obj
 # --- pods ---------------------------------------------------------------------------------------
 
 
+def _scrape_annotations(port: int) -> dict[str, str]:
+    """The ``prometheus.io/*`` pod annotations the common Kubernetes pod scrape job keys on: the
+    control loop's queries (hadis.observe.promql) and the dashboard read these pods' metrics."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
+
+
 def _common_volumes(svc: HadisService) -> tuple[list[Obj], list[Obj]]:
     """The /tmp emptyDir and the cascade ConfigMap: (volumes, mounts)."""
     volumes: list[Obj] = [
@@ -195,7 +201,10 @@ def _worker_deployment(
             "selector": {"matchLabels": _selector(svc, "worker", **extra)},
             # GPUs are the budget: replace a pod before starting its successor, never surge
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
-            "template": {"metadata": {"labels": labels}, "spec": pod},
+            "template": {
+                "metadata": {"labels": labels, "annotations": _scrape_annotations(WORKER_PORT)},
+                "spec": pod,
+            },
         },
     }
 
@@ -242,7 +251,10 @@ def _gateway_objects(svc: HadisService, uid: str) -> list[Obj]:
             "replicas": gw.replicas,
             "revisionHistoryLimit": 3,
             "selector": {"matchLabels": _selector(svc, "gateway")},
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec([main], volumes, grace_s=30)},
+            "template": {
+                "metadata": {"labels": labels, "annotations": _scrape_annotations(gw.port)},
+                "spec": pod_spec([main], volumes, grace_s=30),
+            },
         },
     }
     service = {

@@ -302,3 +302,13 @@ def test_tolerations_keep_only_the_fields_set() -> None:
     assert _pod(_by(objs, "Deployment", "demo-fast-t4"))["tolerations"] == [
         {"key": "k", "operator": "Equal", "value": "v"}
     ]
+
+
+def test_gateway_and_worker_pods_ask_to_be_scraped_on_their_metrics_port() -> None:
+    objs = build_objects(_svc(), _alloc(1, 1, 1), _profile(), uid=UID)
+    for name in ("demo-fast-t4", "demo-gateway"):
+        template = _by(objs, "Deployment", name)["spec"]["template"]
+        (c,) = template["spec"]["containers"]
+        ann = template["metadata"]["annotations"]
+        assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/path"] == "/metrics"
+        assert ann["prometheus.io/port"] == str(c["ports"][0]["containerPort"])
