@@ -1,0 +1,85 @@
+"""Every panel query of the generated Grafana dashboard returns data with the real operator:
+``kopf run -m hadis.operator`` on the local kube-apiserver decides for a HadisService from what a
+real Prometheus scrapes off the emulated gateway and workers (``tests/dashboard_stack.py``), and
+that Prometheus scrapes the operator's own metrics too. Pods stay Pending (no kubelet): the
+gateway and workers are local processes labelled as the operator's pods would be.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+from tests.dashboard_stack import Stack, panel_failures, running_stack, send_load, service_spec
+from tests.k8s_local import ControlPlane, create_namespace, wait_until
+from tests.operator_local import OperatorProcess, running_operator
+from tests.prometheus_local import LocalPrometheus, PrometheusMissing, Target, running_prometheus
+
+pytestmark = pytest.mark.e2e
+
+NS, NAME = "e2e-dashboard", "dash"
+GROUP, VERSION, PLURAL = "hadis.io", "v1alpha1", "hadisservices"
+
+
+@pytest.fixture(scope="module")
+def ns(control_plane: ControlPlane, hadis_crd: dict[str, Any]) -> Iterator[str]:
+    create_namespace(control_plane.api, NS)
+    yield NS
+    client.CoreV1Api(control_plane.api).delete_namespace(NS)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("dashboard-stack")) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane, ns: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    log_path = tmp_path_factory.mktemp("dashboard-operator") / "operator.log"
+    with running_operator(control_plane.kubeconfig, ns, log_path) as op:
+        yield op
+
+
+@pytest.fixture(scope="module")
+def prom(stack: Stack, operator: OperatorProcess) -> Iterator[LocalPrometheus]:
+    # the operator's series carry namespace/service themselves: its target adds no such labels
+    targets = [*stack.targets(NS, NAME), Target.of(f"127.0.0.1:{operator.metrics_port}")]
+    try:
+        with running_prometheus(targets) as p:
+            yield p
+    except PrometheusMissing as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+def _allocations(prom: LocalPrometheus) -> float:
+    got = prom.query(f'hadis_operator_allocations_total{{namespace="{NS}",service="{NAME}"}}')
+    return float(got[0]["value"][1]) if got else 0.0
+
+
+def test_every_panel_query_returns_data_from_the_operator_and_the_stack(
+    control_plane: ControlPlane, stack: Stack, operator: OperatorProcess, prom: LocalPrometheus
+) -> None:
+    t0 = time.monotonic()
+    body = service_spec(
+        NAME,
+        NS,
+        allocation={"intervalSeconds": 2, "ewmaAlpha": 0.5},
+        metrics={"prometheusUrl": prom.url, "rateWindow": "5s", "timeoutSeconds": 2},
+    )
+    crs = client.CustomObjectsApi(control_plane.api)
+    crs.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
+    wait_until("the operator's first allocation, scraped", lambda: _allocations(prom) >= 1, timeout=30)
+    statuses = send_load(stack.gateway)
+    time.sleep(2.5)  # the last counters scraped
+    print(f"responses by status: {dict(statuses)}; {_allocations(prom):g} allocations recorded")
+    assert statuses[200] and statuses[429] and statuses[504], f"want answers, 429s and drops: {statuses}"
+    failed = panel_failures(prom)
+    assert not failed, "panel queries without data:\n" + "\n".join(failed) + "\n" + operator.log_tail(2000)
+    assert operator.alive(), operator.log_tail()
+    print(f"took {time.monotonic() - t0:.1f} s after the stack, the operator and Prometheus were up")
