@@ -58,7 +58,7 @@ class Variable:
             "label": self.label,
             "datasource": DATASOURCE,
             "definition": query,
-            "query": {"query": query, "refId": f"{self.name}-values", "qryType": 1},
+            "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
             "refresh": 2,  # on time range change: new services show up
             "includeAll": True,
             "allValue": ".*",  # also matches series without the label
