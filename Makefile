@@ -7,7 +7,7 @@ STAMP_DIFFUSERS := $(VENV)/.installed-diffusers
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: install install-diffusers run test test-unit test-e2e k8s-local prometheus-local crds lint typecheck layers bench bench-e1 profile clean
+.PHONY: install install-diffusers run test test-unit test-e2e k8s-local prometheus-local crds dashboards lint typecheck layers bench bench-e1 profile clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -47,6 +47,9 @@ prometheus-local:  ## install Debian's prometheus (once) for the tests that star
 
 crds: install  ## regenerate crds/ from the pydantic models (a contract test checks they match)
 	$(BIN)/python scripts/build_crds.py
+
+dashboards: install  ## regenerate charts/hadis/dashboards/hadis.json from hadis.dashboards (a contract test checks it matches)
+	$(BIN)/python scripts/build_dashboard.py
 
 lint: install
 	$(BIN)/ruff check operator gateway worker tests bench scripts
