@@ -48,11 +48,15 @@ app.kubernetes.io/part-of: hadis
 {{- end }}
 {{- end }}
 
-{{/* The namespace the operator serves when it is namespaced. */}}
-{{- define "hadis.watchNamespace" -}}
+{{/* Value combinations the schema cannot express; included by the Deployment, so always checked. */}}
+{{- define "hadis.validate" -}}
 {{- if and .Values.allNamespaces .Values.watchNamespace }}
 {{- fail "allNamespaces: true serves every namespace; leave watchNamespace empty" }}
 {{- end }}
+{{- end }}
+
+{{/* The namespace the operator serves when it is namespaced. */}}
+{{- define "hadis.watchNamespace" -}}
 {{- default .Release.Namespace .Values.watchNamespace }}
 {{- end }}
 
