@@ -58,8 +58,8 @@ KOPF_SCANS = (
 )
 
 HELM_MISSING = (
-    "helm-sdkpy is not installed: the chart tests need Helm's Go library. "
-    "`make install` installs it (pip install --ignore-requires-python helm-sdkpy)"
+    "helm-sdkpy is not installed: the chart tests need Helm's Go library. A new .venv gets it from "
+    "`make install`; in an existing one: .venv/bin/pip install --ignore-requires-python 'helm-sdkpy==0.1.32'"
 )
 
 
