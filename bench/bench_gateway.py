@@ -30,8 +30,8 @@ share that other processes took (the figures are pessimistic when that is high).
 phases ``/metrics`` is fetched every 100 ms on its own connection (it must stay prompt: the control
 loop reads it). The gateway's peak RSS is VmHWM from /proc. The cascade: θ = 0.3 (the router's top
 30 % go to heavy), τ = 0 (no escalation), so every request makes exactly one worker call, like the
-direct baseline; batch size 4 per variant (the gateway holds at most 2 × batch size requests at
-a replica, the rest wait in its queue).
+direct baseline; batch size 4 per variant (the gateway hands a replica requests only while it is
+idle, up to a batch at once; the rest wait in its queue).
 
 ``python bench/bench_gateway.py [--rate 500] [--seconds 20] [--cold-seconds 10] [--repeats 3]``
 """
