@@ -285,10 +285,19 @@ def _versions(cp: ControlPlane) -> dict[str, str]:
     return out
 
 
-def test_an_operator_restart_writes_nothing(control_plane: ControlPlane, operator: OperatorProcess) -> None:
+def test_an_operator_restart_writes_nothing(
+    control_plane: ControlPlane, prom: LocalPrometheus, operator: OperatorProcess
+) -> None:
     """The new process (``python -m hadis.operator`` this time) rebuilds its memory from the status
-    and finds nothing to change: no object, status or Event is written."""
+    and finds nothing to change: no object, status or Event is written. Measured in a steady state:
+    Prometheus stopped (a live rate would move the demand estimate, and so the status, anyway)."""
     cp = control_plane
+    prom.stop()  # already, when the tests run in order
+    wait_until(
+        "Degraded MetricsUnavailable",
+        lambda: condition(get_svc(cp), "Degraded").get("reason") == "MetricsUnavailable",
+        timeout=6 * INTERVAL_S + 10,
+    )
     time.sleep(2 * INTERVAL_S)
     before = _versions(cp)
     before_obj = get_svc(cp)
