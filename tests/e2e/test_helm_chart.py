@@ -380,7 +380,7 @@ def test_a_namespaced_install_creates_the_crd_account_role_and_operator(cp: Cont
     assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
     pod = dep["spec"]["template"]["spec"]
     c = pod["containers"][0]
-    assert c["image"] == "hadis/operator:0.1.0"
+    assert c["image"] == "hadis/hadis-operator:0.1.0"  # as `make images` tags it
     assert c["command"] == ["kopf"]
     assert c["args"] == ["run", "-m", "hadis.operator", "--standalone", f"--namespace={NS}"]
     assert pod["serviceAccountName"] == RELEASE

@@ -1,0 +1,70 @@
+"""Contract: the Helm chart agrees with the package and documents itself (no Helm needed; the e2e
+test tests/e2e/test_helm_chart.py lints and installs it for real)."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "hadis"
+KEY = re.compile(r"^(\s*)([A-Za-z_][\w.-]*|\"[^\"]+\"):(\s|$)")
+
+
+def test_the_chart_deploys_the_package_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert chart["appVersion"] == version, "Chart.yaml appVersion must be pyproject's version (the image tag)"
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["image"]["tag"] == "", "an empty tag means the appVersion: keep it so"
+
+
+def test_every_values_key_has_a_comment() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    undocumented = []
+    for i, line in enumerate(lines):
+        m = KEY.match(line)
+        if not m:
+            continue
+        above = lines[i - 1].strip() if i else ""
+        if not above.startswith("#") and "#" not in line:
+            undocumented.append(f"values.yaml:{i + 1}: {line.strip()}")
+    assert not undocumented, "keys without a comment:\n" + "\n".join(undocumented)
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    node: Any = root
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return _resolve(node, root)
+
+
+def _unknown_keys(value: Any, schema: dict[str, Any], root: dict[str, Any], path: str) -> list[str]:
+    schema = _resolve(schema, root)
+    if not isinstance(value, dict) or "properties" not in schema:
+        return []
+    out = []
+    for k, v in value.items():
+        if k in schema["properties"]:
+            out += _unknown_keys(v, schema["properties"][k], root, f"{path}.{k}")
+        elif schema.get("additionalProperties") is False:
+            out.append(f"{path}.{k}")
+    return out
+
+
+def test_the_schema_knows_every_default_key() -> None:
+    """The schema is closed (additionalProperties false): a default it does not list would make the
+    chart fail its own validation."""
+    root = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert root.get("additionalProperties") is False
+    assert _unknown_keys(values, root, root, "") == []
+    assert set(root["required"]) <= set(values)
