@@ -7,8 +7,9 @@ environment as a local process, authenticated as the chart's ServiceAccount (its
 by the controller-manager): the HadisService example it deploys proves the chart's RBAC
 sufficient, and the requests that token is refused prove it least.
 
-The tests run in file order: lint → bad values → namespaced install → its operator → refusals →
-cluster-wide install (with a ServiceMonitor API present) → uninstall.
+The tests run in file order: lint → namespaced install → bad values → another watched namespace →
+the namespaced operator → its refusals → cluster-wide install (with a ServiceMonitor API present)
+→ uninstall.
 """
 
 from __future__ import annotations
@@ -456,6 +457,24 @@ def test_both_scopes_at_once_is_refused_by_the_templates(cp: ControlPlane, other
     with pytest.raises(_helm().InstallError, match="leave watchNamespace empty"):
         helm_install(cp, OTHER_NS, {"allNamespaces": True, "watchNamespace": NS}, other_ns_helm)
     assert not client.AppsV1Api(cp.api).list_namespaced_deployment(OTHER_NS).items
+
+
+def test_watch_namespace_puts_the_role_where_the_services_are(cp: ControlPlane, tmp_path: Path) -> None:
+    """Installed in one namespace, serving another: the Role and its binding go there, the account
+    and the operator stay in the release's namespace."""
+    helm_install(cp, OTHER_NS, {"watchNamespace": TEAM_NS})
+    rbac = client.RbacAuthorizationV1Api(cp.api)
+    assert status_of(lambda: rbac.read_namespaced_role(RELEASE, TEAM_NS)) == 200
+    assert status_of(lambda: rbac.read_namespaced_role(RELEASE, OTHER_NS)) == 404
+    binding = plain(cp, rbac.read_namespaced_role_binding(RELEASE, TEAM_NS))
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": OTHER_NS}]
+    assert f"--namespace={TEAM_NS}" in operator_container(cp, OTHER_NS)["args"]
+    with api_as(sa_kubeconfig(cp, OTHER_NS, RELEASE, tmp_path / "sa.kubeconfig")) as api:
+        crs = client.CustomObjectsApi(api)
+        assert status_of(lambda: crs.list_namespaced_custom_object(GROUP, VERSION, TEAM_NS, PLURAL)) == 200
+        assert status_of(lambda: crs.list_namespaced_custom_object(GROUP, VERSION, OTHER_NS, PLURAL)) == 403
+    helm_uninstall(cp, OTHER_NS)
+    assert status_of(lambda: rbac.read_namespaced_role(RELEASE, TEAM_NS)) == 404
 
 
 def test_the_operator_as_the_chart_account_deploys_an_example(cp: ControlPlane, tmp_path: Path) -> None:
