@@ -7,7 +7,8 @@ or its spec changes, and every ``spec.allocation.intervalSeconds`` after that: a
 timers take a fixed interval and the spec's can change.
 
 Environment: ``HADIS_OPERATOR_METRICS_PORT`` (default 8080; 0: no metrics/health server),
-``HADIS_OPERATOR_TICK_SECONDS``.
+``HADIS_OPERATOR_TICK_SECONDS``, ``HADIS_OPERATOR_CLUSTER_SCANNING`` (``false`` for an operator
+confined to one namespace: no cluster-wide namespace/CRD scans, which its Role forbids).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def _reconciler(memo: Any) -> Reconciler:
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     logging.getLogger("kopf.objects").addFilter(_QuietTicks())
     settings.peering.standalone = True  # one operator per scope; no KopfPeering objects needed
+    # a namespaced operator (the chart's Role) may not list namespaces or CRDs cluster-wide: without
+    # this kopf retries those scans on 403 for about a minute before it serves its namespace
+    settings.scanning.disabled = os.environ.get("HADIS_OPERATOR_CLUSTER_SCANNING", "true").lower() == "false"
     settings.posting.level = logging.WARNING  # kopf's own Events: failures only; ours say what changed
     settings.posting.reporting_component = "hadis-operator"
     # kopf's bookkeeping in hadis.io annotations, never in status (status is the CRD's schema)
