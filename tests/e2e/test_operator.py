@@ -414,6 +414,26 @@ def test_unusable_specs_are_reported_naming_the_field(
     assert operator.alive() and operator.healthz() == 200
 
 
+def test_a_profile_from_a_configmap_is_served(control_plane: ControlPlane, operator: OperatorProcess) -> None:
+    cp = control_plane
+    text = (ROOT / "operator" / "hadis" / "data" / "profiles" / "hadis-paper-l40s.json").read_text()
+    client.CoreV1Api(cp.api).create_namespaced_config_map(
+        NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="l40s"), data={"profile.json": text})
+    )
+    spec = {
+        "variants": [{"name": "sdxl-lightning"}, {"name": "sd35-large"}],
+        "gpuPools": [{"name": "l40s", "gpuType": "L40S", "count": 4}],
+        "profile": {"configMap": {"name": "l40s"}, "timeScale": 0.1},
+    }
+    crs(cp).create_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, example("from-cm", "http://127.0.0.1:9", **spec)
+    )
+    obj = wait_until("from-cm allocated", lambda: settled(cp, "from-cm"), timeout=30)
+    assert 2 <= obj["status"]["gpus"] <= 4
+    assert set(nonzero(worker_replicas(cp, obj["metadata"]["uid"]))) <= {"sdxl-lightning", "sd35-large"}
+    crs(cp).delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "from-cm")
+
+
 def test_deleting_the_service_collects_its_objects(
     control_plane: ControlPlane, operator: OperatorProcess
 ) -> None:
