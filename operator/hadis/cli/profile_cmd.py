@@ -1,0 +1,104 @@
+"""``hadis profile``: measure a profile on this machine (``latency``) and export one (``export``).
+
+Measuring needs torch and diffusers, which the control plane never imports: ``hadis profile
+latency`` checks its options here (the same definitions as the worker module's), then runs
+``python -m hadis_worker.profiling.latency`` with this interpreter, streams its output and returns
+its exit status. ``export`` is pure and runs here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from hadis.cli.common import progress
+from hadis.errors import UserError
+from hadis.profiles import DEFAULT_PROFILE, load_profile
+from hadis.profiling import latency_options
+from hadis.profiling.export import build_profile_config_map, manifest_yaml
+
+#: What a measuring subcommand needs importable, and the install hint when it is not.
+WORKER_MODULES = ("hadis_worker", "torch", "diffusers", "transformers")
+INSTALL_HINT = "pip install 'hadis[worker,diffusers]'"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("profile", help="measure a profile on this machine, or export one as a ConfigMap")
+    what = p.add_subparsers(dest="what", required=True, metavar="WHAT")
+    lat = what.add_parser(
+        "latency",
+        help="batch latencies, memory, load and swap time of variants on the local device",
+        description="Measure each variant's latency per batch size (p50/p90 of --repeats after --warmup), "
+        "peak memory, the largest batch that fits, load and host-to-GPU swap time, and write the profile "
+        "JSON that hadis table/allocate/simulate and a HadisService read. Runs "
+        "python -m hadis_worker.profiling.latency (needs the worker and diffusers extras).",
+    )
+    latency_options.add_latency_arguments(lat)
+    lat.set_defaults(run=run_latency)
+    exp = what.add_parser(
+        "export",
+        help="a profile as a ConfigMap manifest (YAML) for a HadisService's spec.profile.configMap",
+    )
+    exp.add_argument(
+        "profile", help=f"a profile JSON file or a built-in profile name (e.g. {DEFAULT_PROFILE})"
+    )
+    exp.add_argument("--name", required=True, help="the ConfigMap's name")
+    exp.add_argument("--namespace", default=None, help="the ConfigMap's namespace (default: none set)")
+    exp.add_argument("--key", default="profile.json", help="the data key holding the profile (profile.json)")
+    exp.add_argument("-o", "--output", type=Path, default=None, help="write here instead of stdout")
+    exp.set_defaults(run=run_export)
+
+
+def missing_modules(names: tuple[str, ...] = WORKER_MODULES) -> list[str]:
+    return [n for n in names if importlib.util.find_spec(n) is None]
+
+
+def run_module(module: str, argv: list[str], *, check: Callable[[], list[str]] = missing_modules) -> int:
+    """Run ``python -m module argv`` with this interpreter; its output streams through, its status returns."""
+    missing = check()
+    if missing:
+        raise UserError(f"needs {', '.join(missing)} (not installed here): {INSTALL_HINT}")
+    proc = subprocess.Popen([sys.executable, "-m", module, *argv])
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C in a terminal reached the child too; forward it when only this process got it.
+        try:
+            return proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+        try:
+            return proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+
+
+def run_latency(args: argparse.Namespace) -> int:
+    return run_module("hadis_worker.profiling.latency", latency_options.to_argv(args))
+
+
+def run_export(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    try:
+        manifest = build_profile_config_map(profile, name=args.name, namespace=args.namespace, key=args.key)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    text = manifest_yaml(manifest)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+    except OSError as e:
+        raise UserError(f"-o {args.output}: {e.strerror}") from None
+    ref = f"configMap: {{name: {args.name}, key: {args.key}}}"
+    progress(f"wrote {args.output}: ConfigMap {args.name} (profile {profile.name!r}); reference it as {ref}")
+    return 0
