@@ -92,24 +92,50 @@ def wait_steady(cl: Cluster, qps: float, op: float, interval: float) -> dict[str
     raise SystemExit(f"the estimate did not settle at {want:.1f} QPS")
 
 
-def step(cl: Cluster, arrivals: ArrivalCounter, to_qps: float, timeout_s: float) -> dict[str, Any]:
+def step(
+    cl: Cluster, arrivals: ArrivalCounter, to_qps: float, over: float, timeout_s: float
+) -> dict[str, Any]:
+    """Switch the rate to ``to_qps``; the times until the operator reacted to it.
+
+    The reaction is the first new allocation (lastAllocationTime) in a status that shows the new
+    load (demandQps moved ≥ 5 % of the way to the new rate × over-provisioning; at a steady load
+    it moves far less); its replicas change is the first one seen from 2 s before that status on (a
+    cycle applies the objects, then writes the status). Replica
+    changes before that are counted apart: re-decisions at the old load that a step followed."""
     before = cl.replicas()
-    alloc_time = (cl.svc().get("status") or {}).get("lastAllocationTime")
+    st0 = cl.svc().get("status") or {}
+    alloc_time, demand0 = st0.get("lastAllocationTime"), float(st0.get("demandQps") or 0.0)
+    gap = to_qps * over - demand0
     t0 = time.monotonic()
     arrivals.set_rate(to_qps)
-    t_replicas = t_status = None
-    while time.monotonic() - t0 < timeout_s and (t_replicas is None or t_status is None):
+    changes: list[float] = []
+    last = before
+    t_status: float | None = None
+    while time.monotonic() - t0 < timeout_s:
         now = time.monotonic() - t0
-        if t_replicas is None and cl.replicas() != before:
-            t_replicas = now
+        reps = cl.replicas()
+        if reps != last:
+            changes.append(now)
+            last = reps
         st = cl.svc().get("status") or {}
-        if t_status is None and st.get("lastAllocationTime") != alloc_time:
+        moved = (float(st.get("demandQps") or 0.0) - demand0) / gap >= 0.05 if gap else True
+        if not moved:
+            alloc_time = st.get("lastAllocationTime")  # a re-decision at the old load
+        elif t_status is None and st.get("lastAllocationTime") != alloc_time:
             t_status = now
+        if t_status is not None and any(c >= t_status - 2.0 for c in changes):
+            break
         time.sleep(POLL_S)
+    t_replicas = None
+    if t_status is not None:
+        near = [c for c in changes if c >= t_status - 2.0]
+        t_replicas = min(near) if near else None
+    early = len([c for c in changes if t_replicas is None or c < t_replicas])
     st = cl.svc().get("status") or {}
     return {
         "replicas_s": t_replicas,
         "status_s": t_status,
+        "early": early,
         "solve_s": float((st.get("allocation") or {}).get("solveTimeS") or 0.0),
         "before": before,
         "after": cl.replicas(),
@@ -155,7 +181,7 @@ def main() -> int:
                 wait_steady(cl, current, over, interval)
                 time.sleep(rng.uniform(0, interval))  # the step lands anywhere in the cycle
                 to = args.high if current == args.low else args.low
-                r = step(cl, arrivals, to, timeout_s=4 * interval + 30)
+                r = step(cl, arrivals, to, over, timeout_s=4 * interval + 30)
                 r["from"], r["to"] = current, to
                 rows.append(r)
                 current = to
@@ -163,6 +189,7 @@ def main() -> int:
                     f"  step {i + 1}: {r['from']:4g} -> {r['to']:4g} QPS: replicas changed after "
                     f"{fmt(r['replicas_s'])} s, status after {fmt(r['status_s'])} s, "
                     f"solve {r['solve_s'] * 1000:.0f} ms"
+                    + (f" ({r['early']} earlier re-decision(s) at the old load)" if r["early"] else "")
                 )
             if not op.alive():
                 print(op.log_tail())
