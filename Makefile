@@ -58,11 +58,12 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: install  ## benchmarks: print figures (not tests)
+bench: install k8s-local prometheus-local  ## benchmarks: print figures (not tests)
 	$(BIN)/python bench/bench_allocator.py
 	$(BIN)/python bench/bench_simulator.py
 	$(BIN)/python bench/bench_router.py
 	$(BIN)/python bench/bench_gateway.py
+	$(BIN)/python bench/bench_operator_reaction.py
 
 bench-e1: install  ## the paper's E1: every policy on the local stack (emulated, ~45 min) and simulated
 	$(BIN)/hadis bench e1
