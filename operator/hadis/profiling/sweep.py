@@ -190,5 +190,5 @@ def format_sweep_csv(rows: Sequence[CascadeRow], index: Mapping[str, int]) -> st
     w.writerow(SWEEP_COLUMNS)
     for r in rows:
         cost = "" if r.cost_s is None else f"{r.cost_s:.6g}"
-        w.writerow([index[r.light], index[r.heavy], r.theta, r.tau, f"{r.p:.6g}", cost, f"{r.fid:.6g}"])
+        w.writerow([index[r.light], index[r.heavy], r.theta, r.tau, round(r.p, 6), cost, f"{r.fid:.6g}"])
     return out.getvalue()
