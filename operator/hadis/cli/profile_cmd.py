@@ -25,6 +25,8 @@ from hadis.profiling.export import build_profile_config_map, manifest_yaml
 #: What a measuring subcommand needs importable, and the install hint when it is not.
 WORKER_MODULES = ("hadis_worker", "torch", "diffusers", "transformers")
 INSTALL_HINT = "pip install 'hadis[worker,diffusers]'"
+#: How long an interrupted ``hadis profile`` waits for its measuring child to save and exit.
+GRACE_S = 15.0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -65,19 +67,21 @@ def run_module(module: str, argv: list[str], *, check: Callable[[], list[str]] =
         raise UserError(f"needs {', '.join(missing)} (not installed here): {INSTALL_HINT}")
     proc = subprocess.Popen([sys.executable, "-m", module, *argv])
     try:
-        return proc.wait()
+        code = proc.wait()
     except KeyboardInterrupt:
-        # Ctrl-C in a terminal reached the child too; forward it when only this process got it.
+        # Ctrl-C in a terminal reached the child too: let it save and exit; forward it only when
+        # this process alone was interrupted (the child is still running after a grace period).
         try:
-            return proc.wait(timeout=2)
+            code = proc.wait(timeout=GRACE_S)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGINT)
-        try:
-            return proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
+            try:
+                code = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise KeyboardInterrupt from None
+    return 128 - code if code < 0 else code  # killed by signal N: the shell's 128 + N
 
 
 def run_latency(args: argparse.Namespace) -> int:

@@ -271,6 +271,10 @@ def run(args: argparse.Namespace) -> int:
     except UserError as e:
         raise LatencyError(f"--merge: {e}") from None
     engines = build_engines(args, base)
+    # diffusers imports its pipeline classes on first use: not part of any variant's load time
+    import diffusers.pipelines.auto_pipeline  # noqa: F401
+    import transformers  # noqa: F401
+
     device = engines[0][1]["device"]
     partial = partial_path(args.out)
     saved = load_partial(partial, args.resume)
