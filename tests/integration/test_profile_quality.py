@@ -181,3 +181,25 @@ def test_option_errors_name_the_option(setup: dict[str, Any], capsys: pytest.Cap
     except ImportError:
         assert quality.main(bad) == 2
         assert "pip install --no-deps" in capsys.readouterr().err
+
+
+def test_feature_extractors(setup: dict[str, Any]) -> None:
+    from PIL import Image
+
+    from hadis_worker.discriminator import Discriminator
+    from hadis_worker.profiling.features import FeatureError, TinyFeatures, build_extractor
+
+    rng = np.random.default_rng(1)
+    images = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(3)]
+    tiny = build_extractor("tiny")
+    a = tiny.extract(images)
+    assert a.shape == (3, 16) and a.dtype == np.float64
+    np.testing.assert_array_equal(a, TinyFeatures().extract(images))  # seeded: the same everywhere
+    assert not np.allclose(a[0], a[1])
+    m = setup["models"]
+    clip = build_extractor("clip", discriminator=Discriminator.load(m["clip"], m["head"]), clip_name="t")
+    assert clip.extract(images).shape == (3, 512) and clip.name == "clip-t"
+    with pytest.raises(FeatureError, match="--discriminator"):
+        build_extractor("clip")
+    with pytest.raises(FeatureError, match="unknown"):
+        build_extractor("vgg")

@@ -541,13 +541,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         fids = single_fids(data, ref)
-        rows = [r.cascade_row() for r in sweep(data, ordered_pairs(names), ref, latency=latency)]
+        swept = sweep(data, ordered_pairs(names), ref, latency=latency)
+        rows = [r.cascade_row() for r in swept]
     except FidError as e:
         raise QualityError(f"FID with --features {args.features}: {e}") from None
     say(
         f"swept {len(rows)} configurations in {time.perf_counter() - started:.1f} s; single-model FIDs "
         + ", ".join(f"{n} {fids[n]:.3f}" for n in names)
     )
+    off = max(abs(r.heavy_share - r.p) for r in swept)
+    say(f"share of images sent to heavy on these prompts vs the nominal p = θ + (1−θ)τ: ≤ {off:.3f} apart")
     index = indices(profile, names)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(format_sweep_csv(rows, index))
