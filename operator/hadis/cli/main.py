@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from hadis import __version__
 from hadis.cli import allocate_cmd, bench_cmd, load_cmd, profile_cmd, simulate_cmd, table_cmd, up_cmd
+from hadis.cli.train_cmd import add_parser as add_train_parser
 from hadis.errors import UserError
 
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     load_cmd.add_parser(sub)
     up_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
+    add_train_parser(sub)
     profile_cmd.add_parser(sub)
     return parser
 
