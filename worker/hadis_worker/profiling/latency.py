@@ -78,10 +78,11 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def _options(msg: str) -> str:
-    for var, option in OPTION_NAMES.items():
-        msg = msg.replace(var, option)
-    return msg
+def _options(name: str, msg: str) -> str:
+    """A worker settings error, naming this command's option instead of the environment variable."""
+    var, sep, rest = msg.partition(": ")
+    option = OPTION_NAMES.get(var)
+    return f"{option} {name}: {rest}" if sep and option else f"--variant {name}: {msg}"
 
 
 def build_engines(args: argparse.Namespace, base: Any) -> list[tuple[DiffusersEngine, dict[str, Any]]]:
@@ -121,7 +122,7 @@ def build_engines(args: argparse.Namespace, base: Any) -> list[tuple[DiffusersEn
             )
             plan = plan_from_settings(settings)
         except SettingsError as e:
-            raise LatencyError(f"--variant {name}: {_options(str(e))}") from None
+            raise LatencyError(_options(name, str(e))) from None
         fingerprint = {
             "model": str(plan.model),
             "unet": unets.get(name),
@@ -244,6 +245,12 @@ def profile_variant(
     return m
 
 
+def import_pipelines() -> None:
+    """diffusers imports its pipeline classes on first use: not part of any variant's load time."""
+    import diffusers.pipelines.auto_pipeline  # noqa: F401
+    import transformers  # noqa: F401
+
+
 def load_partial(path: Path, resume: bool) -> dict[str, Any]:
     if not resume:
         if path.exists():
@@ -271,10 +278,7 @@ def run(args: argparse.Namespace) -> int:
     except UserError as e:
         raise LatencyError(f"--merge: {e}") from None
     engines = build_engines(args, base)
-    # diffusers imports its pipeline classes on first use: not part of any variant's load time
-    import diffusers.pipelines.auto_pipeline  # noqa: F401
-    import transformers  # noqa: F401
-
+    import_pipelines()
     device = engines[0][1]["device"]
     partial = partial_path(args.out)
     saved = load_partial(partial, args.resume)
