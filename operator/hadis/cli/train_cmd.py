@@ -50,7 +50,11 @@ EXTRAS = {
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("train", help="train the discriminator head or the prompt router")
+    p = sub.add_parser(
+        "train",
+        help="train the discriminator head or the prompt router",
+        description="train the cascade's discriminator head (torch, in a subprocess) or its prompt router",
+    )
     kinds = p.add_subparsers(dest="what", required=True, metavar="WHAT")
     _add_discriminator(kinds)
     _add_router(kinds)
