@@ -48,13 +48,11 @@ def build_profile_config_map(
         raise ValueError(
             f"the profile is {size} bytes as JSON; a ConfigMap holds at most {MAX_BYTES} (1 MiB)"
         )
-    metadata: dict[str, Any] = {
-        "name": name,
+    metadata: dict[str, Any] = {"name": name} | ({"namespace": namespace} if namespace is not None else {})
+    metadata |= {
         "labels": {"app.kubernetes.io/part-of": "hadis", "app.kubernetes.io/component": "profile"},
         "annotations": {"hadis.io/profile-name": profile.name},
     }
-    if namespace is not None:
-        metadata["namespace"] = namespace
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {key: text}}
 
 

@@ -87,7 +87,7 @@ def add_latency_arguments(p: argparse.ArgumentParser) -> None:
         "--merge",
         type=Path,
         default=None,
-        help="a profile JSON to add the measurements to (sweep, FIDs kept)",
+        help="a profile (JSON file or built-in name) to add the measurements to; its sweep and FIDs are kept",
     )
     p.add_argument("--name", default=None, help="the profile's name (default: --merge's, else --out's stem)")
     p.add_argument(
