@@ -1,14 +1,16 @@
-"""``hadis profile``: measure a profile on this machine (``latency``) and export one (``export``).
+"""``hadis profile``: measure a profile on this machine (``latency``, ``quality``) and export one.
 
 Measuring needs torch and diffusers, which the control plane never imports: ``hadis profile
 latency`` checks its options here (the same definitions as the worker module's), then runs
 ``python -m hadis_worker.profiling.latency`` with this interpreter, streams its output and returns
-its exit status. ``export`` is pure and runs here.
+its exit status. ``quality`` passes every argument to ``python -m hadis_worker.profiling.quality``
+(its options are defined there only). ``export`` is pure and runs here.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import signal
 import subprocess
@@ -25,6 +27,15 @@ from hadis.profiling.export import build_profile_config_map, manifest_yaml
 #: What a measuring subcommand needs importable, and the install hint when it is not.
 WORKER_MODULES = ("hadis_worker", "torch", "diffusers", "transformers")
 INSTALL_HINT = "pip install 'hadis[worker,diffusers]'"
+#: Measuring subcommands whose options the worker module defines (everything after the name is
+#: passed on): name → (module, help).
+PASS_THROUGH = {
+    "quality": (
+        "hadis_worker.profiling.quality",
+        "the cascade sweep: seeded images per prompt and variant, discriminator and router scores, "
+        "the θ × τ sweep with FID, the Pareto table",
+    ),
+}
 #: How long an interrupted ``hadis profile`` waits for its measuring child to save and exit.
 GRACE_S = 15.0
 
@@ -42,6 +53,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     latency_options.add_latency_arguments(lat)
     lat.set_defaults(run=run_latency)
+    for name, (module, help_) in PASS_THROUGH.items():
+        q = what.add_parser(
+            name,
+            help=help_,
+            description=f"{help_}. Runs python -m {module}; every argument goes to it "
+            f"(hadis profile {name} --help lists them).",
+            add_help=False,
+            prefix_chars="\x00",  # no option of its own: "--help" and the rest are the module's
+        )
+        q.add_argument("args", nargs="*", metavar="ARG", help=f"arguments of python -m {module}")
+        q.set_defaults(run=functools.partial(run_pass_through, module))
     exp = what.add_parser(
         "export",
         help="a profile as a ConfigMap manifest (YAML) for a HadisService's spec.profile.configMap",
@@ -82,6 +104,10 @@ def run_module(module: str, argv: list[str], *, check: Callable[[], list[str]] =
                 proc.wait()
                 raise KeyboardInterrupt from None
     return 128 - code if code < 0 else code  # killed by signal N: the shell's 128 + N
+
+
+def run_pass_through(module: str, args: argparse.Namespace) -> int:
+    return run_module(module, list(args.args))
 
 
 def run_latency(args: argparse.Namespace) -> int:

@@ -65,6 +65,22 @@ def test_subprocess_status_and_output_pass_through(capfd: pytest.CaptureFixture[
     assert sys.executable  # the module runs under this interpreter
 
 
+def test_quality_passes_every_argument_to_its_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, list[str]]] = []
+
+    def fake(module: str, argv: list[str]) -> int:
+        calls.append((module, argv))
+        return 7
+
+    monkeypatch.setattr(profile_cmd, "run_module", fake)
+    assert main(["profile", "quality", "--prompts", "p.txt", "--k", "2", "--help"]) == 7
+    assert main(["profile", "quality"]) == 7
+    assert calls == [
+        ("hadis_worker.profiling.quality", ["--prompts", "p.txt", "--k", "2", "--help"]),
+        ("hadis_worker.profiling.quality", []),
+    ]
+
+
 def test_export_writes_a_config_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cm.yaml"
     assert (
