@@ -18,7 +18,8 @@ Rows:
 * MiniLM + ridge — the learned router (all-MiniLM-L6-v2 embeddings, ridge head predicting
   log mean p_real; ``hadis_worker.training.router``);
 * another image's p_real — not a router (it needs an image): the p_real of one of the prompt's
-  4 images as the score for labels from the other 3, a rough ceiling for prompt-only routers.
+  4 images as the score for labels from the other 3: how much of the label is the prompt rather
+  than the seed (not a bound: its labels come from 3 images, the routers' from 4).
 
 Needs ../shared/data (or $HADIS_SHARED_DATA) and the training extra. Embedding the 5,000 prompts
 dominates: ~5 min on 2 busy CPU cores (run with nice), the folds ~5 min more.
