@@ -35,6 +35,7 @@ from hadis.api.wire import GenerateRequest
 from hadis.errors import UserError
 from hadis.profiles import load_profile, write_profile
 from hadis.profiling.latency_options import add_latency_arguments
+from hadis.profiling.latency_report import build_report, next_steps, summary_lines
 from hadis.profiling.latency_stats import (
     BatchMeasurement,
     ProfileBuildError,
@@ -319,60 +320,25 @@ def run(args: argparse.Namespace) -> int:
     except ProfileBuildError as e:
         raise LatencyError(f"{e} (the measurements stay in {partial})") from None
     write_profile(profile, args.out)
-    cuda = device.startswith("cuda")
-    report = {
-        "kind": "HadisLatencyReport",
-        "profile": str(args.out),
-        "gpuType": args.gpu_type,
-        "device": device,
-        "memory": "torch.cuda.max_memory_allocated per batch size"
-        if cuda
-        else "not measured on the CPU (null); processPeakRssGib is the whole process's peak resident set",
-        "processPeakRssGib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
-        "swap": "pipeline.to(device) from host memory" if cuda else "not measured on the CPU (null)",
-        "routerOverhead": "not measured here: bench/bench_router.py measures the gateway's router per prompt",
-        "variants": [{**state[m.name], **m.to_json()} for m in measured],
-    }
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB  # Linux: KiB
+    settings = {name: entry["settings"] for name, entry in state.items()}
+    report = build_report(
+        measured,
+        settings,
+        profile_path=str(args.out),
+        gpu_type=args.gpu_type,
+        device=device,
+        process_peak_rss_gib=rss,
+    )
     _write_json(report_path(args.out), report)
     partial.unlink(missing_ok=True)
-    print_summary(measured, args, profile, placeholders)
-    return 0
-
-
-def print_summary(
-    measured: list[VariantMeasurement], args: argparse.Namespace, profile: Any, placeholders: list[str]
-) -> None:
-    print(f"{'variant':<22} {'batch':>5} {'p50 s':>8} {'p90 s':>8} {'peak GiB':>9}")
-    for m in measured:
-        for b in m.batches:
-            if b.oom:
-                print(f"{m.name:<22} {b.batch:>5} {'out of memory':>27}")
-                continue
-            mem = f"{b.peak_memory_gib:.2f}" if b.peak_memory_gib is not None else "unknown"
-            print(f"{m.name:<22} {b.batch:>5} {b.p50_s:>8.3f} {b.p90_s:>8.3f} {mem:>9}")
-        swap = f"{m.swap_s:.2f} s" if m.swap_s is not None else "not measured (CPU)"
-        disc = (
-            f" · discriminator {m.discriminator_s_per_image * 1000:.1f} ms/image"
-            if m.discriminator_s_per_image
-            else ""
-        )
-        print(
-            f"  {m.name}: largest batch that fits {m.largest_batch} · load {m.load_s or 0:.2f} s · "
-            f"swap {swap}{disc}"
-        )
+    print("\n".join(summary_lines(measured)))
     print(
         f"wrote {args.out} (profile {profile.name!r}, GPU type {args.gpu_type}) and {report_path(args.out)}"
     )
-    if not profile.sweep:
-        print(
-            "the profile has no cascade sweep: hadis profile quality produces it "
-            "(or --merge a profile with one)"
-        )
-    if placeholders:
-        print(
-            f"FID of {', '.join(placeholders)} is a placeholder: hadis profile quality measures it "
-            "(or give --fid)"
-        )
+    for line in next_steps(profile, placeholders):
+        print(line)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
