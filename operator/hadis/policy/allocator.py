@@ -26,6 +26,7 @@ The model is built and solved in :mod:`hadis.policy.allocator_model`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -138,8 +139,12 @@ def solve_cascade(
     *,
     batch_wait_factor: float = BATCH_WAIT_FACTOR,
     use_spare_gpus: bool = True,
+    drain_backlog: bool = True,
 ) -> Allocation:
     """The MILP over ``table``; the explicit load-shedding plan when no row is feasible. Never raises.
+
+    ``drain_backlog`` adds each stage's backlog to its capacity need (see
+    :func:`hadis.policy.allocator_model.backlog_drain`), dropped again when no row can meet it.
 
     ``use_spare_gpus`` gives the GPUs the MILP leaves idle to the chosen row's stages (headroom
     for load spikes between re-allocations, see :func:`hadis.policy.allocator_result.add_spares`).
@@ -157,8 +162,12 @@ def solve_cascade(
             update={"solver_status": "Infeasible", "solve_time_s": time.perf_counter() - start}
         )
     try:
-        milp = prepare(inp, kept, options, fastest_stage(options), batch_wait_factor)
+        milp = prepare(inp, kept, options, fastest_stage(options), batch_wait_factor, drain=drain_backlog)
         chosen, batches, replicas, status = solve_milp(milp)
+        if chosen is None and any(milp.drain):
+            # the backlog cannot drain in time under any row: still serve the demand, best effort
+            milp = dataclasses.replace(milp, drain=[{} for _ in milp.drain])
+            chosen, batches, replicas, status = solve_milp(milp)
     except (pulp.PulpError, OSError) as e:  # CBC crashed, or no writable temp dir
         plan = shedding_plan(inp, policy, f"The MILP solver failed ({e})")
         return plan.model_copy(update={"solver_status": "Error", "solve_time_s": time.perf_counter() - start})

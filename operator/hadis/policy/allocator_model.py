@@ -60,6 +60,43 @@ class Milp:
     lmax: dict[str, float]
     best: dict[str, float]
     factor: float
+    drain: list[dict[str, float]]  # per row: extra throughput (qps) each variant needs for the backlog
+
+
+#: A variant's waiting requests must drain within this fraction of the SLO (see :func:`backlog_drain`).
+DRAIN_SLO_FRACTION = 1.0
+
+
+def backlog_drain(inp: DecisionInput, row: CascadeRow, shares: Mapping[str, float]) -> dict[str, float]:
+    """The throughput (qps) each stage of ``row`` needs, beyond its share of the demand, to serve
+    the requests already waiting in time: every waiting request within ``DRAIN_SLO_FRACTION`` × SLO.
+
+    Waiting requests stay with their variant if the row uses it; a variant the row drops hands its
+    waiting requests to the row's stage of the same role (the gateway re-routes them: light stage →
+    light, heavy stage → heavy; the other stage if that one has no share). Without this the
+    allocator could cut a variant's GPUs while a backlog sat there (Little's law on the *observed*
+    arrival rate says little once the rate changes): in the E1 emulation sd35-medium went from 15
+    to 9 GPUs with ~30 requests waiting, and they were served late.
+    """
+    queues = {v: q for v, q in inp.queue_lengths.items() if q > 0}
+    if not queues or not shares:
+        return {}
+    prev = inp.previous.row if inp.previous is not None else None
+    light = row.light if row.light in shares else row.heavy
+    heavy = row.heavy if row.heavy in shares else row.light
+    out: dict[str, float] = {}
+    for v, q in queues.items():
+        if v in shares:
+            target: str | None = v
+        elif prev is not None and v == prev.heavy:
+            target = heavy
+        elif prev is not None and v == prev.light:
+            target = light
+        else:
+            target = None  # a split's variant: the gateway re-routes it within the new split
+        if target is not None:
+            out[target] = out.get(target, 0.0) + q / (DRAIN_SLO_FRACTION * inp.slo_s)
+    return out
 
 
 def stage_limits(
@@ -87,6 +124,8 @@ def prepare(
     all_options: Options,
     fastest: dict[str, float],
     factor: float,
+    *,
+    drain: bool = True,
 ) -> Milp:
     rows = [r for _, r in kept]
     shape = [row_shape(r) for r in rows]
@@ -106,6 +145,7 @@ def prepare(
     rank = {i: k for k, i in enumerate(order)}
     term = [r.fid + EPS_ROW * rank[i] / len(rows) for i, r in enumerate(rows)]
     counts = {p.name: p.count for p in inp.pools}
+    backlog = [backlog_drain(inp, rows[i], sh[i]) if drain else {} for i in range(len(rows))]
     return Milp(
         inp,
         rows,
@@ -121,6 +161,7 @@ def prepare(
         lmax,
         best,
         factor,
+        backlog,
     )
 
 
@@ -247,7 +288,11 @@ def _solve(m: Milp, subset: list[int]) -> tuple[Solution, float]:
         mine = [(k, var) for k, var in n.items() if k[0] == v]
         share_v = [(x[i], m.shares[i].get(v, 0.0)) for i in subset]
         used = [xi for xi, s in share_v if s > 0]
-        need = [(xi, -(s * inp.demand_qps)) for xi, s in share_v if s != 0 and inp.demand_qps != 0]
+        need = [
+            (x[i], -(m.shares[i].get(v, 0.0) * inp.demand_qps + m.drain[i].get(v, 0.0)))
+            for i in subset
+            if m.shares[i].get(v, 0.0) * inp.demand_qps + m.drain[i].get(v, 0.0) != 0
+        ]
         _add(prob, [(var, thr[k] * 1) for k, var in mine] + need, GE, 0)
         _add(prob, [(var, 1) for _, var in mine] + [(xi, -1) for xi in used], GE, 0)
         _add(prob, [(var, 1) for _, var in mine] + [(xi, -total) for xi in used], LE, 0)

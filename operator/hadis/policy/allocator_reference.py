@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from hadis.api.allocation import DecisionInput
 from hadis.api.profile import CascadeRow
+from hadis.policy.allocator_model import backlog_drain
 from hadis.policy.cascade_plan import paths, shares
 
 
@@ -30,10 +31,16 @@ class ReferencePlan:
 
 
 def enumerate_best(
-    inp: DecisionInput, table: Sequence[CascadeRow], batch_wait_factor: float = 1.0
+    inp: DecisionInput,
+    table: Sequence[CascadeRow],
+    batch_wait_factor: float = 1.0,
+    drain_backlog: bool = False,
 ) -> ReferencePlan | None:
     """The lowest-FID feasible row (ties: lower cost_s, then earlier in ``table``), or None.
 
+    ``drain_backlog``: each stage also needs the throughput of
+    :func:`hadis.policy.allocator_model.backlog_drain` (the backlog's *rule* is shared with the
+    MILP; the search is not), dropped again when no row can meet it.
     Only for inputs with exactly one pool (raises ``ValueError`` otherwise).
     """
     if len(inp.pools) != 1:
@@ -44,6 +51,7 @@ def enumerate_best(
         sh = shares(r)
         if not sh:
             continue
+        extra = backlog_drain(inp, r, sh) if drain_backlog else {}
         choices = []
         for v in sh:
             var = inp.profile.variant(v)
@@ -60,7 +68,9 @@ def enumerate_best(
                 if any(sum(stage[v] for v in path) > inp.slo_s for path in paths(r)):
                     continue
                 gpus = {
-                    v: max(1, math.ceil(inp.demand_qps * s * p.latency_s / p.batch - 1e-9))
+                    v: max(
+                        1, math.ceil((inp.demand_qps * s + extra.get(v, 0.0)) * p.latency_s / p.batch - 1e-9)
+                    )
                     for (v, s), p in zip(sh.items(), combo, strict=True)
                 }
                 if sum(gpus.values()) > pool.count:
@@ -69,4 +79,6 @@ def enumerate_best(
                 if best is None or key < best[0]:
                     batches = {v: p.batch for v, p in zip(sh, combo, strict=True)}
                     best = (key, ReferencePlan(r, i, batches, gpus))
+    if best is None and drain_backlog:
+        return enumerate_best(inp, table, batch_wait_factor)
     return None if best is None else best[1]

@@ -7,8 +7,9 @@ keeping only the rows the policy may use, and hands it to :func:`solve_cascade`:
   is sd35-large-turbo → sd35-large when both are allowed (the paper's DiffServe setting on the SD3.5
   family); otherwise the lightest → the best-quality allowed variant (:func:`default_pair`).
   DiffServe's published allocator bounds each stage by one batch latency, so this baseline keeps
-  :data:`~hadis.policy.allocator.PAPER_BATCH_WAIT_FACTOR`; the ablations below share HADIS's
-  worst-case form (:data:`~hadis.policy.allocator.BATCH_WAIT_FACTOR`).
+  :data:`~hadis.policy.allocator.PAPER_BATCH_WAIT_FACTOR` and plans for the demand only (no
+  backlog drain); the ablations below share HADIS's worst-case form
+  (:data:`~hadis.policy.allocator.BATCH_WAIT_FACTOR`) and its backlog drain.
 * ``router-only``: any pair, router only (τ = 0).
 * ``disc-only``: any pair, discriminator only (θ = 0).
 * ``fixed-pair``: one pair (``inp.fixed_pair``; the DiffServe pair when unset), any θ and τ.
@@ -46,12 +47,13 @@ def _restricted(
     what: str,
     keep: Callable[[CascadeRow], bool],
     batch_wait_factor: float = BATCH_WAIT_FACTOR,
+    drain_backlog: bool = True,
 ) -> Allocation:
     table = table_for(inp.profile, variants=inp.allowed_variants, keep=keep)
     if not table:
         why = f"Policy {policy}: the profile's sweep has no {what} row among the allowed variants"
         return shedding_plan(inp, policy, why)
-    return solve_cascade(inp, table, policy, batch_wait_factor=batch_wait_factor)
+    return solve_cascade(inp, table, policy, batch_wait_factor=batch_wait_factor, drain_backlog=drain_backlog)
 
 
 def _pair(pair: tuple[str, str]) -> Callable[[CascadeRow], bool]:
@@ -68,6 +70,7 @@ def decide_diffserve(inp: DecisionInput) -> Allocation:
         f"{pair[0]}->{pair[1]} θ=0",
         lambda r: is_pair(r) and r.theta <= _ZERO,
         batch_wait_factor=PAPER_BATCH_WAIT_FACTOR,
+        drain_backlog=False,
     )
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.factories import decision, row, two_variant_profile, variant
 
-from hadis.api import BatchPoint, DecisionInput, GpuPerf, GpuPool, Profile, Variant
+from hadis.api import Allocation, BatchPoint, DecisionInput, GpuPerf, GpuPool, Profile, Variant
 from hadis.policy.allocator import BATCH_WAIT_FACTOR, PAPER_BATCH_WAIT_FACTOR, solve_cascade, solve_hadis
 from hadis.policy.allocator_reference import enumerate_best
 from hadis.policy.cascade_plan import check_allocation, path_latency, stage_latencies
@@ -135,7 +135,7 @@ def test_milp_optimum_equals_exhaustive_enumeration(
     heavy = prof.variant_names[-1]
     inp = decision(prof, demand, gpus, slo, queue_lengths={heavy: queue}, arrival_qps={heavy: 4.0})
     a = solve_hadis(inp, batch_wait_factor=BATCH_WAIT_FACTOR)
-    ref = enumerate_best(inp, inp.table, batch_wait_factor=BATCH_WAIT_FACTOR)
+    ref = enumerate_best(inp, inp.table, batch_wait_factor=BATCH_WAIT_FACTOR, drain_backlog=True)
     assert (a.expected_fid if a.feasible else None) == (ref.row.fid if ref else None)
     if a.feasible:
         assert check_allocation(inp, a) == []
@@ -272,3 +272,39 @@ def test_reconfiguration_cost_stops_flapping_when_demand_wobbles(e1: Profile) ->
 def test_solve_cascade_with_an_empty_table_sheds(e1: Profile) -> None:
     a = solve_cascade(e1_input(e1, 10), [], "hadis")
     assert a.shed and "0-row table" in a.reason
+
+
+def test_a_backlog_gets_capacity_to_drain_within_the_slo(e1: Profile) -> None:
+    """Little's law on the observed arrival rate hides a backlog once the rate changes: 30 requests
+    waiting at sd35-medium must be servable within the SLO on top of the new row's share."""
+    from hadis.policy.cascade_plan import shares
+
+    def inp(queue: float) -> DecisionInput:
+        return e1_input(e1, 21.7, queue_lengths={"sd35-medium": queue}, arrival_qps={"sd35-medium": 17.0})
+
+    def medium_slack(a: Allocation) -> float:
+        assert a.row is not None
+        thr = sum(v.throughput_qps for v in a.variants if v.variant == "sd35-medium")
+        return thr - shares(a.row).get("sd35-medium", 0.0) * 21.7
+
+    table = build_pareto_table(e1.sweep)
+    ignored = solve_cascade(inp(30), table, "hadis", use_spare_gpus=False, drain_backlog=False)
+    drained = solve_cascade(inp(30), table, "hadis", use_spare_gpus=False)
+    assert medium_slack(ignored) < 30 / 6.0 <= medium_slack(drained) + 1e-9
+    assert drained.expected_fid > ignored.expected_fid  # the price: a cheaper row for a while
+    calm = solve_cascade(inp(0), table, "hadis", use_spare_gpus=False)
+    plain = solve_cascade(inp(0), table, "hadis", use_spare_gpus=False, drain_backlog=False)
+    assert (calm.row, calm.variants) == (plain.row, plain.variants)  # no backlog, no difference
+
+
+def test_a_dropped_variants_backlog_counts_for_the_stage_of_the_same_role() -> None:
+    from hadis.policy.allocator_model import backlog_drain
+
+    prev_row = row("a", "b", 0.5, 0.2, 1.0, 20.0)
+    prev = Allocation(policy="hadis", row=prev_row, demand_qps=1.0, expected_fid=20.0)
+    new = row("c", "d", 0.5, 0.2, 1.0, 20.0)
+    inp = decision(two_variant_profile(), 1, 4, 6.0).model_copy(
+        update={"queue_lengths": {"a": 6.0, "b": 12.0, "c": 3.0}, "previous": prev}
+    )
+    assert backlog_drain(inp, new, {"c": 0.5, "d": 0.6}) == {"c": 1.5, "d": 2.0}  # (6 + 3) / 6, 12 / 6
+    assert backlog_drain(inp, new, {"d": 1.0}) == {"d": 3.0}  # θ = 1: the light stage has no share
