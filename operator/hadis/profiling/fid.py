@@ -48,8 +48,8 @@ class FeatureStats:
         return int(self.mu.shape[0])
 
 
-def feature_stats(features: npt.ArrayLike) -> FeatureStats:
-    """Mean and unbiased covariance of ``features`` (n samples × d dimensions)."""
+def as_samples(features: npt.ArrayLike) -> FloatArray:
+    """``features`` as an (n, d) float64 array, checked: 2-d, at least two samples, finite."""
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
         raise FidError(f"features: expected a 2-d array (samples × dimensions), got shape {x.shape}")
@@ -61,7 +61,13 @@ def feature_stats(features: npt.ArrayLike) -> FeatureStats:
         )
     if not np.isfinite(x).all():
         raise FidError("features: NaN or infinite values")
-    return FeatureStats(mu=x.mean(axis=0), sigma=np.atleast_2d(np.cov(x, rowvar=False)), n=n)
+    return x
+
+
+def feature_stats(features: npt.ArrayLike) -> FeatureStats:
+    """Mean and unbiased covariance of ``features`` (n samples × d dimensions)."""
+    x = as_samples(features)
+    return FeatureStats(mu=x.mean(axis=0), sigma=np.atleast_2d(np.cov(x, rowvar=False)), n=x.shape[0])
 
 
 def _sqrt_psd(a: FloatArray) -> FloatArray:
@@ -83,18 +89,45 @@ class FidAgainst:
         self._root = _sqrt_psd(reference.sigma)
         self._trace = float(np.trace(reference.sigma))
 
-    def __call__(self, other: FeatureStats) -> float:
-        ref = self.reference
-        if ref.dim != other.dim:
+    @property
+    def root(self) -> FloatArray:
+        """Σ_ref^½ (symmetric)."""
+        return self._root
+
+    def check_dim(self, dim: int) -> None:
+        if dim != self.reference.dim:
             raise FidError(
-                f"feature dimensions differ: reference {ref.dim} vs {other.dim} (same extractor for both?)"
+                f"feature dimensions differ: reference {self.reference.dim} vs {dim} (same extractor?)"
             )
-        inner = self._root @ other.sigma @ self._root
+
+    def distance(self, mu: FloatArray, trace_sigma: float, inner: FloatArray) -> float:
+        """The distance from a set's mean, tr Σ and a matrix with the eigenvalues of Σ_ref^½ Σ Σ_ref^½.
+
+        ``inner`` may be that d × d matrix itself or, for n < d samples, the n × n Gram matrix of
+        the centred, projected samples (x − μ) Σ_ref^½ / √(n − 1), which has the same nonzero
+        eigenvalues at a fraction of the cost.
+        """
+        self.check_dim(mu.shape[0])
         eig = np.linalg.eigvalsh((inner + inner.T) / 2)
         tr_covmean = float(np.sqrt(np.clip(eig, 0.0, None)).sum())
-        diff = ref.mu - other.mu
-        d = float(diff @ diff) + self._trace + float(np.trace(other.sigma)) - 2.0 * tr_covmean
-        return max(d, 0.0)
+        diff = self.reference.mu - mu
+        return max(float(diff @ diff) + self._trace + trace_sigma - 2.0 * tr_covmean, 0.0)
+
+    def __call__(self, other: FeatureStats) -> float:
+        self.check_dim(other.dim)
+        return self.distance(other.mu, float(np.trace(other.sigma)), self._root @ other.sigma @ self._root)
+
+    def of_features(self, features: npt.ArrayLike) -> float:
+        """The distance of a raw feature set (n × d); uses the n × n route when n < d."""
+        x = as_samples(features)
+        n = x.shape[0]
+        self.check_dim(x.shape[1])
+        mu = x.mean(axis=0)
+        xc = x - mu
+        trace_sigma = float((xc * xc).sum()) / (n - 1)
+        yc = (xc @ self._root) / np.sqrt(n - 1)
+        inner = yc @ yc.T if n < x.shape[1] else yc.T @ yc
+        return self.distance(mu, trace_sigma, inner)
 
 
 def fid_of_features(x: npt.ArrayLike, y: npt.ArrayLike) -> float:

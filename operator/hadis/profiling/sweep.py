@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hadis.api.profile import CascadeRow
-from hadis.profiling.fid import FeatureStats, FidAgainst, feature_stats
+from hadis.profiling.fid import FeatureStats, FidAgainst, as_samples
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -128,6 +128,43 @@ def expected_latency(light_s: float, heavy_s: float, theta: float, p: float) -> 
     return light_s * (1 - theta) + heavy_s * p
 
 
+class _PairMixer:
+    """FIDs of mixes of two variants' images, with the reference projection done once per variant.
+
+    A mix takes, per image slot, the light or the heavy row. Σ_ref^½ is applied to both variants'
+    features once (Y = X Σ_ref^½); a mix's inner matrix is then the n × n Gram of its centred Y rows
+    when n < d, else the d × d Gram updated from the precomputed one of the variant that supplies
+    most rows (only the swapped rows are multiplied), so a row costs at most n·d² and one eigvalsh.
+    """
+
+    def __init__(self, light: FloatArray, heavy: FloatArray, fid: FidAgainst) -> None:
+        self.fid = fid
+        self.x = (light.reshape(-1, light.shape[-1]), heavy.reshape(-1, heavy.shape[-1]))
+        as_samples(self.x[0])
+        fid.check_dim(self.x[0].shape[1])
+        self.y = (self.x[0] @ fid.root, self.x[1] @ fid.root)
+        n, d = self.x[0].shape
+        self.small = n < d
+        self.gram = (self.y[0].T @ self.y[0], self.y[1].T @ self.y[1]) if not self.small else None
+
+    def __call__(self, heavy_mask: BoolArray) -> float:
+        m = heavy_mask.reshape(-1)
+        n = m.shape[0]
+        x = np.where(m[:, None], self.x[1], self.x[0])
+        mu = x.mean(axis=0)
+        xc = x - mu
+        trace_sigma = float((xc * xc).sum()) / (n - 1)
+        if self.gram is None:
+            yc = np.where(m[:, None], self.y[1], self.y[0]) - mu @ self.fid.root
+            return self.fid.distance(mu, trace_sigma, (yc @ yc.T) / (n - 1))
+        base, swap = (0, m) if m.sum() <= n / 2 else (1, ~m)
+        other = 1 - base
+        ya, yb = self.y[other][swap], self.y[base][swap]
+        g = self.gram[base] + ya.T @ ya - yb.T @ yb
+        y_mu = mu @ self.fid.root
+        return self.fid.distance(mu, trace_sigma, (g - n * np.outer(y_mu, y_mu)) / (n - 1))
+
+
 def sweep_pair(
     data: QualityData,
     light: str,
@@ -142,6 +179,7 @@ def sweep_pair(
     if light not in data.p_real:
         raise ValueError(f"no p_real for the light variant {light!r}")
     p_light = data.p_real[light]
+    mixer = _PairMixer(data.features[light], data.features[heavy], fid)
     seen: dict[bytes, float] = {}
     rows = []
     for theta in thetas if thetas is not None else default_grid():
@@ -149,7 +187,7 @@ def sweep_pair(
             mask = heavy_slots(data.router, p_light, theta, tau)
             key = mask.tobytes()
             if key not in seen:
-                seen[key] = fid(feature_stats(data.mix(light, heavy, mask)))
+                seen[key] = mixer(mask)
             p = round(theta + (1 - theta) * tau, 6)
             lat = None
             if latency is not None:
@@ -179,7 +217,7 @@ def sweep(
 def single_fids(data: QualityData, reference: FeatureStats) -> dict[str, float]:
     """FID of each variant's own images."""
     fid = FidAgainst(reference)
-    return {v: fid(feature_stats(f.reshape(-1, f.shape[-1]))) for v, f in data.features.items()}
+    return {v: fid.of_features(f.reshape(-1, f.shape[-1])) for v, f in data.features.items()}
 
 
 def format_sweep_csv(rows: Sequence[CascadeRow], index: Mapping[str, int]) -> str:

@@ -130,3 +130,25 @@ def test_shapes_are_checked() -> None:
         QualityData(router=d.router, p_real={}, features={"a": d.features["a"], "b": d.features["b"][:, :2]})
     with pytest.raises(ValueError, match="p_real of 'a'"):
         QualityData(router=d.router, p_real={"a": d.p_real["a"][:10]}, features=dict(d.features))
+
+
+@pytest.mark.parametrize("d", [3, 64, 120])  # fewer and more dimensions than the mix's 80 samples
+def test_fast_mix_fids_equal_the_direct_computation(d: int) -> None:
+    rng = np.random.default_rng(d)
+    n, k = 40, 2
+    router = rng.normal(size=n)
+    data = QualityData(
+        router=router,
+        p_real={"a": rng.uniform(size=(n, k))},
+        features={"a": rng.normal(1.0, size=(n, k, d)), "b": rng.gamma(2.0, size=(n, k, d))},
+    )
+    ref = feature_stats(rng.normal(size=(300, d)) @ rng.normal(size=(d, d)) / np.sqrt(d))
+    rows = sweep(data, [("a", "b")], ref, thetas=[0.0, 0.3, 1.0], taus=[0.0, 0.2, 0.9])
+    direct = FidAgainst(ref)
+    for r in rows:
+        mask = heavy_slots(data.router, data.p_real["a"], r.theta, r.tau)
+        expected = direct(feature_stats(data.mix("a", "b", mask)))
+        assert r.fid == pytest.approx(expected, rel=1e-7, abs=1e-9)
+    assert direct.of_features(data.features["b"].reshape(-1, d)) == pytest.approx(
+        single_fids(data, ref)["b"], rel=1e-9
+    )
