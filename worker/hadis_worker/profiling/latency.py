@@ -179,8 +179,10 @@ def measure_batch(
     return BatchMeasurement(batch=b, latencies_s=tuple(times), peak_memory_gib=peak)
 
 
-def measure_discriminator(engine: DiffusersEngine, args: argparse.Namespace, side: int, device: str) -> float:
-    """The discriminator's seconds per image: median of repeats scoring 4 generated images at once."""
+def measure_discriminator(
+    engine: DiffusersEngine, args: argparse.Namespace, side: int, device: str, n: int
+) -> float:
+    """The discriminator's seconds per image: median of repeats scoring ``n`` generated images at once."""
     from PIL import Image
 
     from hadis.profiling.latency_stats import quantile
@@ -191,7 +193,6 @@ def measure_discriminator(engine: DiffusersEngine, args: argparse.Namespace, sid
         disc = Discriminator.load(clip, head, device)
     except DiscriminatorError as e:
         raise LatencyError(f"--discriminator: {e}") from None
-    n = 4
     images = [
         Image.open(io.BytesIO(png))
         for png, _ in engine.generate_blocking(requests(engine, n, side, args.prompt), record=False)
@@ -235,8 +236,11 @@ def profile_variant(
             break
         mem = f"{bm.peak_memory_gib:.2f} GiB" if bm.peak_memory_gib is not None else "memory unknown (CPU)"
         say(f"[{name}] batch {b}: p50 {bm.p50_s:.3f} s  p90 {bm.p90_s:.3f} s  {mem}  ({i}/{len(todo)})")
-    if want_disc:
-        per_image = measure_discriminator(engine, args, side, device)
+    if want_disc and m.largest_batch is None:
+        say(f"[{name}] discriminator not measured: no batch of images fitted")
+    elif want_disc:
+        # images from a batch size that fitted (at most 4), scored in one call as the light workers do
+        per_image = measure_discriminator(engine, args, side, device, min(4, m.largest_batch or 1))
         m = replace(m, discriminator_s_per_image=per_image)
         save(m)
         say(f"[{name}] discriminator: {per_image * 1000:.1f} ms per image")
