@@ -176,6 +176,27 @@ def test_option_errors_name_the_option(setup: dict[str, Any], capsys: pytest.Cap
     no_cost.remove("--profile")
     assert quality.main([*no_cost, *base]) == 2
     assert "--table needs costs" in capsys.readouterr().err
+    # reference statistics of another extractor (2048-d) are refused before anything is generated
+    from hadis.profiling.fid import feature_stats, save_stats
+
+    save_stats(feature_stats(np.random.default_rng(0).normal(size=(8, 2048))), root / "incep.npz")
+    other = argv(setup, **{"--cache": str(root / "cache3")})
+    other[other.index("--reference-images") : other.index("--reference-images") + 2] = [
+        "--reference-stats",
+        str(root / "incep.npz"),
+    ]
+    assert quality.main(other) == 2
+    assert "2048-d but --features tiny gives 16-d" in capsys.readouterr().err
+    assert not list((root / "cache3").glob("*/*/*.png"))
+    unknown = [
+        *argv(setup),
+        "--variant",
+        f"{HEAVY}={setup['models']['sdxl']}",
+        "--variant",
+        f"other={setup['models']['sd']}",
+    ]
+    assert quality.main(unknown) == 2
+    assert "has no variant(s) ['other']" in capsys.readouterr().err
     try:
         import torchmetrics  # noqa: F401
     except ImportError:

@@ -198,6 +198,12 @@ def _load_image(path: Path) -> Any:
         return im.convert("RGB")
 
 
+def _blank(size: int) -> Any:
+    from PIL import Image
+
+    return Image.new("RGB", (size, size), (127, 127, 127))
+
+
 def _images(paths: Sequence[Path]) -> list[Any]:
     return [_load_image(p) for p in paths]
 
@@ -519,6 +525,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     args.cache.mkdir(parents=True, exist_ok=True)
     names_plans = plans(args, profile)
     names = [n for n, _ in names_plans]
+    if profile is not None and set(names) - set(profile.variant_names):
+        raise QualityError(
+            f"--profile {args.profile} has no variant(s) {sorted(set(names) - set(profile.variant_names))} "
+            "to merge the sweep into: add them first (hadis profile latency --merge)"
+        )
     latency = latencies(args, profile, names)
     if latency is not None:
         names = sorted(names, key=lambda n: (latency[n], names.index(n)))  # lightest first
@@ -529,6 +540,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = names_plans[0][1].device
     disc, disc_key, extractor = load_scorers(args, device)
     ref = reference(args, extractor)  # before generating: a bad reference fails fast
+    dim = extractor.extract([_blank(args.size)]).shape[1]
+    if dim != ref.dim:
+        raise QualityError(
+            f"the reference statistics are {ref.dim}-d but --features {args.features} gives {dim}-d features"
+        )
     jobs = {n: VariantJob(n, plan, args, prompts) for n, plan in names_plans}
     say(f"{len(prompts)} prompts × {args.k} images × {len(jobs)} variants; cache {args.cache}")
     router = router_scores(args, prompts)
