@@ -8,6 +8,7 @@ deleted from the cache.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -224,3 +225,54 @@ def test_feature_extractors(setup: dict[str, Any]) -> None:
         build_extractor("clip")
     with pytest.raises(FeatureError, match="unknown"):
         build_extractor("vgg")
+
+
+def test_latency_then_quality_then_table_then_allocation(
+    setup: dict[str, Any], first_run: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 6's chain on the CPU: measured latencies, the quality sweep merged in, the table, a decision."""
+    from hadis.cli.main import main as hadis
+    from hadis_worker.profiling import latency, quality
+
+    m, root = setup["models"], setup["root"]
+    prof = root / "measured.json"
+    assert (
+        latency.main(
+            [
+                f"--variant={LIGHT}={m['sd']}",
+                f"--variant={HEAVY}={m['sdxl']}",
+                f"--unet={HEAVY}={m['unet_checkpoint']}",
+                "--device=cpu",
+                "--steps=2",
+                "--guidance-scale=0",
+                "--size=64",
+                "--batches=1,2",
+                "--repeats=1",
+                "--warmup=0",
+                "--gpu-type=cpu",
+                f"--fid={LIGHT}=40",
+                f"--fid={HEAVY}=30",
+                f"--out={prof}",
+            ]
+        )
+        == 0
+    )
+    # same pipelines, steps, guidance, size and seed as the first run: every image comes from the cache
+    args = argv(setup, **{"--profile": str(prof), "--out": str(root / "measured-sweep.csv")})
+    args[args.index("--table") + 1] = str(root / "measured-table.csv")
+    summary = quality.run(quality.parser().parse_args(args))
+    assert summary["generated"] == {LIGHT: 0, HEAVY: 0}
+    merged = load_profile(prof)
+    assert len(merged.sweep) == 121 and all(r.cost_s is not None for r in merged.sweep)
+    capsys.readouterr()
+    assert hadis(["table", "--profile", str(prof), "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["sweepRows"] == 121 and len(table["rows"]) == summary["tableRows"]
+    assert (
+        hadis(["allocate", "--profile", str(prof), "--gpus", "2", "--slo", "5", "--qps", "2", "--json"]) == 0
+    )
+    decision = json.loads(capsys.readouterr().out)
+    assert decision["feasible"] and decision["row"]["light"] == LIGHT and decision["row"]["heavy"] == HEAVY
+    # the allocator picks a row of the sweep's Pareto table
+    picked = (decision["row"]["theta"], decision["row"]["tau"])
+    assert picked in {(r["theta"], r["tau"]) for r in table["rows"]}
