@@ -279,3 +279,23 @@ def test_latency_then_quality_then_table_then_allocation(
     # the allocator picks a row of the sweep's Pareto table
     picked = (decision["row"]["theta"], decision["row"]["tau"])
     assert picked in {(r["theta"], r["tau"]) for r in table["rows"]}
+
+
+def test_coarser_grid_from_the_cache(setup: dict[str, Any], first_run: dict[str, Any]) -> None:
+    from hadis_worker.profiling import quality
+
+    root = setup["root"]
+    args = argv(
+        setup, **{"--grid-step": "0.5", "--out": str(root / "coarse.csv"), "--table": str(root / "c.csv")}
+    )
+    args.remove("--profile")
+    args.remove(str(setup["profile"]))
+    m = setup["models"]
+    args += ["--variant", f"{LIGHT}={m['sd']}", "--variant", f"{HEAVY}={m['sdxl']}", "--guidance-scale", "0"]
+    summary = quality.run(
+        quality.parser().parse_args([*args, "--latency", f"{LIGHT}=0.2", "--latency", f"{HEAVY}=0.4"])
+    )
+    assert summary["generated"] == {LIGHT: 0, HEAVY: 0} and summary["sweepRows"] == 9
+    rows = read_sweep_csv(root / "coarse.csv", {0: LIGHT, 1: HEAVY})
+    assert sorted({r.theta for r in rows}) == [0.0, 0.5, 1.0]
+    assert quality.main([*args, "--grid-step", "0.3"]) == 2

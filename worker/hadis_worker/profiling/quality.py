@@ -16,11 +16,15 @@
    cannot run, prompts are scored by word count, the gateway's own stand-in (a warning says so).
 3. **Features** of every image and of the reference (``--reference-stats`` .npz with ``mu`` and
    ``sigma``, or ``--reference-images DIR``) with ``--features tiny|clip|inception``
-   (:mod:`hadis_worker.profiling.features`); cached per extractor.
+   (:mod:`hadis_worker.profiling.features`). Scores and features are cached per image file (its
+   size and mtime: a regenerated image is scored again); reference statistics computed from a
+   folder are saved in the cache as an .npz that ``--reference-stats`` takes next time. FIDs are
+   comparable only between runs with the same extractor and reference.
 4. **Sweep** (:mod:`hadis.profiling.sweep`): for every ordered pair (variants from lightest to
-   heaviest: by batch-1 latency when known, else in ``--variant`` order), θ × τ
-   over 0..1 by 0.1, the FID of each routed mix → ``--out`` in the format of cascade_sweep.csv
-   (models by index). Costs come from ``--profile`` (batch-1 latency on its reference GPU) or
+   heaviest: by batch-1 latency when known, else in ``--variant`` order), θ × τ over 0..1 by
+   ``--grid-step`` (0.1), the FID of each routed mix → ``--out`` in the format of
+   cascade_sweep.csv (models by index). Costs (expected seconds per query,
+   light·(1−θ) + heavy·p) come from ``--profile`` (batch-1 latency on its reference GPU) or
    ``--latency NAME=S``; without them the latency column is blank. ``--table`` writes the Pareto
    table (:func:`hadis.policy.pareto.build_pareto_table`) in the same format. ``--profile`` also
    gets the sweep merged in (replacing its sweep; variants' FIDs and indices updated) and
@@ -54,7 +58,15 @@ from hadis.errors import UserError
 from hadis.policy.pareto import build_pareto_table
 from hadis.profiles import load_profile, write_profile, write_prompt_scores
 from hadis.profiling.fid import FeatureStats, FidError, feature_stats, load_stats, save_stats
-from hadis.profiling.sweep import MIN_FID, QualityData, format_sweep_csv, ordered_pairs, single_fids, sweep
+from hadis.profiling.sweep import (
+    MIN_FID,
+    QualityData,
+    default_grid,
+    format_sweep_csv,
+    ordered_pairs,
+    single_fids,
+    sweep,
+)
 from hadis_worker.profiling.features import KINDS, FeatureError, build_extractor
 
 
@@ -138,6 +150,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--features", choices=KINDS, default="inception", help="feature extractor of the FID (inception)"
     )
+    p.add_argument("--grid-step", type=float, default=0.1, help="θ and τ go from 0 to 1 by this (0.1)")
     p.add_argument(
         "--cache", type=Path, required=True, help="folder for images, scores and features (resumable)"
     )
@@ -518,6 +531,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.k < 1 or args.batch_size < 1 or args.size < 64:
         raise QualityError("--k and --batch-size must be ≥ 1 and --size ≥ 64")
     try:
+        default_grid(args.grid_step)
+    except ValueError as e:
+        raise QualityError(f"--grid-step: {e}") from None
+    try:
         profile = load_profile(args.profile) if args.profile is not None else None
     except UserError as e:
         raise QualityError(f"--profile: {e}") from None
@@ -557,7 +574,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         fids = single_fids(data, ref)
-        swept = sweep(data, ordered_pairs(names), ref, latency=latency)
+        grid = default_grid(args.grid_step)
+        swept = sweep(data, ordered_pairs(names), ref, thetas=grid, taus=grid, latency=latency)
         rows = [r.cascade_row() for r in swept]
     except FidError as e:
         raise QualityError(f"FID with --features {args.features}: {e}") from None
