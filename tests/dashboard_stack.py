@@ -12,26 +12,21 @@ every panel target through Prometheus' /api/v1/query and names each one that err
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from hadis.dashboards.overview import build_dashboard
-from tests.prometheus_local import LocalPrometheus, Target
+from tests import process_stack
+from tests.prometheus_local import LocalPrometheus
 
 LIGHT, HEAVY = "sdxl-lightning", "sd35-large-turbo"
-LOOPBACK = "127.0.0.1"
+LOOPBACK = process_stack.LOOPBACK
+Stack = process_stack.ProcessStack
 QUEUE_CAPACITY = 16
 LOAD_S, QPS, BURST, BURST_EVERY_S = 16.0, 8.0, 30, 3.0
 PROMPTS = (
@@ -41,12 +36,6 @@ PROMPTS = (
     "an abstract allegory of time melting over a baroque cityscape beside the Eiffel Tower at night",
 )
 SUBSTITUTIONS = {"$namespace": ".*", "$service": ".*", "$__rate_interval": "30s"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def service_spec(name: str, namespace: str, **extra: Any) -> dict[str, Any]:
@@ -67,77 +56,16 @@ def service_spec(name: str, namespace: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Stack:
-    gateway: str
-    workers: list[str]
-
-    def targets(self, namespace: str, service: str) -> list[Target]:
-        """Scrape targets labelled as the Kubernetes pod scrape job would label the pods."""
-        labels = {"namespace": namespace, "app_kubernetes_io_instance": service}
-        return [Target.of(u, **labels) for u in (self.gateway, *self.workers)]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready after {timeout_s} s:\n{log.read_text()[-3000:]}")
-
-
-@contextmanager
-def running_stack(tmp: Path) -> Iterator[Stack]:
-    ports = {"gateway": free_port(), LIGHT: free_port(), HEAVY: free_port()}
-    urls = {k: f"http://{LOOPBACK}:{p}" for k, p in ports.items()}
-    config: dict[str, Any] = {
-        "generation": 1,
-        "row": {"light": LIGHT, "heavy": HEAVY, "theta": 0.3, "tau": 0.3, "p": 0.51, "fid": 25.5},
-        "variants": {v: {"batchSize": 4, "endpoints": [urls[v]]} for v in (LIGHT, HEAVY)},
-        "sloS": 0.5,
-        "admissionFactor": 1.0,
-        "timeScale": 0.1,
-    }
-    config_path = tmp / "cascade.json"
-    config_path.write_text(json.dumps(config))
-    base = {**os.environ, "HADIS_CONFIG_PATH": str(config_path), "HADIS_CONFIG_POLL_S": "0.2"}
-    specs = [
-        (v, "hadis_worker", {"HADIS_WORKER_VARIANT": v, "HADIS_WORKER_HOST": LOOPBACK}, "HADIS_WORKER_PORT")
-        for v in (LIGHT, HEAVY)
-    ]
-    gateway_env = {"HADIS_GATEWAY_HOST": LOOPBACK, "HADIS_QUEUE_CAPACITY": str(QUEUE_CAPACITY)}
-    specs.append(("gateway", "hadis_gateway", gateway_env, "HADIS_GATEWAY_PORT"))
-    procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
-    try:
-        for name, module, env, port_var in specs:
-            log = tmp / f"{name}.log"
-            with log.open("wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", module],
-                    env={**base, **env, port_var: str(ports[name])},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-            procs.append((name, proc, log))
-        for name, proc, log in procs:
-            _wait_ready(urls[name], proc, log)
-        yield Stack(urls["gateway"], [urls[LIGHT], urls[HEAVY]])
-    finally:
-        for _, proc, _ in procs:
-            proc.terminate()
-        for _, proc, _ in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+def running_stack(tmp: Path) -> AbstractContextManager[Stack]:
+    row = {"light": LIGHT, "heavy": HEAVY, "theta": 0.3, "tau": 0.3, "p": 0.51, "fid": 25.5}
+    return process_stack.running_stack(
+        tmp,
+        row,
+        slo_s=0.5,
+        time_scale=0.1,
+        config={"admissionFactor": 1.0},
+        gateway_env={"HADIS_QUEUE_CAPACITY": str(QUEUE_CAPACITY)},
+    )
 
 
 async def _load(url: str) -> Counter[int]:

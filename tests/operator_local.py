@@ -1,13 +1,13 @@
 """Helpers for tests and benchmarks of the operator: the operator as a real ``kopf run`` subprocess,
 and a fake gateway metrics endpoint whose arrival counter grows at a chosen rate (scraped by a real
-Prometheus, queried by the operator as in a cluster)."""
+Prometheus, queried by the operator as in a cluster). ``namespace_fixture`` and ``operator_fixture``
+make the module-scoped ``ns`` and ``operator`` fixtures the e2e tests share."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,13 +20,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+from kubernetes import client
+
+from hadis.local.processes import free_port
+from tests.k8s_local import ControlPlane, create_namespace
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -163,3 +163,33 @@ def running_operator(kubeconfig: Path, namespace: str, log_path: Path) -> Iterat
         yield op
     finally:
         op.stop()
+
+
+def namespace_fixture(name: str) -> Any:
+    """A module-scoped fixture ``ns``: the namespace ``name`` (after the CRD is installed), deleted at
+    the end of the module. In a test module: ``ns = namespace_fixture(NS)``."""
+
+    @pytest.fixture(scope="module", name="ns")
+    def ns(control_plane: ControlPlane, hadis_crd: dict[str, Any]) -> Iterator[str]:
+        create_namespace(control_plane.api, name)
+        yield name
+        client.CoreV1Api(control_plane.api).delete_namespace(name)
+
+    return ns
+
+
+def operator_fixture(tmp_name: str, *, fail_if_died: bool = False) -> Any:
+    """A module-scoped fixture ``operator``: the operator for ``ns``, its log in a temporary directory
+    named ``tmp_name``; with ``fail_if_died``, the module fails when the operator is dead at its end."""
+
+    @pytest.fixture(scope="module", name="operator")
+    def operator(
+        control_plane: ControlPlane, ns: str, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[OperatorProcess]:
+        log_path = tmp_path_factory.mktemp(tmp_name) / "operator.log"
+        with running_operator(control_plane.kubeconfig, ns, log_path) as op:
+            yield op
+            if fail_if_died and not op.alive():
+                pytest.fail(f"the operator died:\n{op.log_tail()}")
+
+    return operator

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from kubernetes import client
 from tests.dashboard_stack import Stack, panel_failures, running_stack, send_load, service_spec
-from tests.k8s_local import ControlPlane, create_namespace, wait_until
-from tests.operator_local import OperatorProcess, running_operator
+from tests.k8s_local import ControlPlane, wait_until
+from tests.operator_local import OperatorProcess, namespace_fixture, operator_fixture
 from tests.prometheus_local import LocalPrometheus, PrometheusMissing, Target, running_prometheus
 
 pytestmark = pytest.mark.e2e
@@ -24,11 +23,7 @@ NS, NAME = "e2e-dashboard", "dash"
 GROUP, VERSION, PLURAL = "hadis.io", "v1alpha1", "hadisservices"
 
 
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane, hadis_crd: dict[str, Any]) -> Iterator[str]:
-    create_namespace(control_plane.api, NS)
-    yield NS
-    client.CoreV1Api(control_plane.api).delete_namespace(NS)
+ns = namespace_fixture(NS)
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +32,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, ns: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    log_path = tmp_path_factory.mktemp("dashboard-operator") / "operator.log"
-    with running_operator(control_plane.kubeconfig, ns, log_path) as op:
-        yield op
+operator = operator_fixture("dashboard-operator")
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,14 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from tests.k8s_local import ControlPlane, create_namespace, wait_until
-from tests.operator_local import ArrivalCounter, OperatorProcess, running_operator, serving_arrivals
+from tests.k8s_local import ControlPlane, wait_until
+from tests.operator_local import (
+    ArrivalCounter,
+    OperatorProcess,
+    namespace_fixture,
+    operator_fixture,
+    serving_arrivals,
+)
 from tests.prometheus_local import LocalPrometheus, PrometheusMissing, Target, running_prometheus
 
 pytestmark = pytest.mark.e2e
@@ -36,11 +42,7 @@ INTERVAL_S = 2.0
 # --- fixtures -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ns(control_plane: ControlPlane, hadis_crd: dict[str, Any]) -> Iterator[str]:
-    create_namespace(control_plane.api, NS)
-    yield NS
-    client.CoreV1Api(control_plane.api).delete_namespace(NS)
+ns = namespace_fixture(NS)
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +62,7 @@ def prom(arrivals: ArrivalCounter) -> Iterator[LocalPrometheus]:
             pytest.fail(str(e), pytrace=False)
 
 
-@pytest.fixture(scope="module")
-def operator(
-    control_plane: ControlPlane, ns: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running_operator(control_plane.kubeconfig, ns, log_path) as op:
-        yield op
-        if not op.alive():
-            pytest.fail(f"the operator died:\n{op.log_tail()}")
+operator = operator_fixture("operator", fail_if_died=True)
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -9,21 +9,15 @@ goes through the gateway, pinned to each variant with ``model``, and query_load 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from tests.process_stack import ProcessStack, running_stack
 from tests.prometheus_local import LocalPrometheus, Target
 
 from hadis.observe.prometheus import MetricsUnavailable, instant_query, query_load
@@ -32,86 +26,14 @@ pytestmark = pytest.mark.integration
 
 LIGHT, HEAVY = "sdxl-lightning", "sd35-large-turbo"
 NS, SVC = "imaging", "sdxl-cascade"
-LOOPBACK = "127.0.0.1"
 StartPrometheus = Callable[..., LocalPrometheus]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Stack:
-    gateway: str
-    workers: dict[str, str]  # variant -> url
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready after {timeout_s} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("observe")
-    config_path = tmp / "cascade.json"
-    ports = {"gateway": _free_port(), LIGHT: _free_port(), HEAVY: _free_port()}
-    urls = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
-    config: dict[str, Any] = {
-        "generation": 1,
-        "row": {"light": LIGHT, "heavy": HEAVY, "theta": 0.3, "tau": 0.2, "p": 0.44, "fid": 25.75},
-        "variants": {v: {"batchSize": 4, "endpoints": [urls[v]]} for v in (LIGHT, HEAVY)},
-        "sloS": 10.0,
-        "timeScale": 0.001,
-    }
-    config_path.write_text(json.dumps(config))
-    base = {**os.environ, "HADIS_CONFIG_PATH": str(config_path), "HADIS_CONFIG_POLL_S": "0.2"}
-    procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
-    specs = [
-        (v, "hadis_worker", {"HADIS_WORKER_VARIANT": v, "HADIS_WORKER_HOST": LOOPBACK}, "HADIS_WORKER_PORT")
-        for v in (LIGHT, HEAVY)
-    ]
-    specs.append(("gateway", "hadis_gateway", {"HADIS_GATEWAY_HOST": LOOPBACK}, "HADIS_GATEWAY_PORT"))
-    try:
-        for name, module, env, port_var in specs:
-            log = tmp / f"{name}.log"
-            with log.open("wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", module],
-                    env={**base, **env, port_var: str(ports[name])},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-            procs.append((name, proc, log))
-        for name, proc, log in procs:
-            _wait_ready(urls[name], proc, log)
-        yield Stack(urls["gateway"], {LIGHT: urls[LIGHT], HEAVY: urls[HEAVY]})
-    finally:
-        for _, proc, _ in procs:
-            proc.terminate()
-        for _, proc, _ in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
-def _targets(stack: Stack, service: str = SVC) -> list[Target]:
-    labels = {"namespace": NS, "app_kubernetes_io_instance": service}
-    return [Target.of(u, **labels) for u in (stack.gateway, *stack.workers.values())]
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessStack]:
+    row = {"light": LIGHT, "heavy": HEAVY, "theta": 0.3, "tau": 0.2, "p": 0.44, "fid": 25.75}
+    with running_stack(tmp_path_factory.mktemp("observe"), row, slo_s=10.0, time_scale=0.001) as s:
+        yield s
 
 
 class Load:
@@ -153,11 +75,11 @@ class Load:
 
 
 def test_arrival_and_per_variant_rates_follow_the_sent_load(
-    stack: Stack, start_prometheus: StartPrometheus
+    stack: ProcessStack, start_prometheus: StartPrometheus
 ) -> None:
     # the same gateway is scraped a second time as another service: its series must not be added
     decoy = Target.of(stack.gateway, namespace=NS, app_kubernetes_io_instance="other")
-    prom = start_prometheus([*_targets(stack), decoy])
+    prom = start_prometheus([*stack.targets(NS, SVC), decoy])
     # 20 requests/s: 3 of 5 pinned to the light variant (12/s), 2 of 5 to the heavy one (8/s)
     with Load(stack.gateway, 20.0, [LIGHT, HEAVY, LIGHT, HEAVY, LIGHT]) as load:
         time.sleep(7.5)
@@ -174,8 +96,8 @@ def test_arrival_and_per_variant_rates_follow_the_sent_load(
     assert other.variant_qps[LIGHT] == pytest.approx(obs.variant_qps[LIGHT], rel=0.25)
 
 
-def test_no_samples_yet_names_the_metric(stack: Stack, start_prometheus: StartPrometheus) -> None:
-    prom = start_prometheus(_targets(stack, service="someone-else"))  # returns once they are scraped
+def test_no_samples_yet_names_the_metric(stack: ProcessStack, start_prometheus: StartPrometheus) -> None:
+    prom = start_prometheus(stack.targets(NS, "someone-else"))  # returns once they are scraped
     assert prom.query('up{app_kubernetes_io_instance="someone-else"}')
     with pytest.raises(MetricsUnavailable) as e:
         query_load(prom.url, namespace=NS, service=SVC)
@@ -203,7 +125,7 @@ def test_bad_promql_carries_prometheus_error(start_prometheus: StartPrometheus) 
     assert prom.url in e.value.reason
 
 
-def test_a_url_that_is_not_prometheus(stack: Stack) -> None:
+def test_a_url_that_is_not_prometheus(stack: ProcessStack) -> None:
     with pytest.raises(MetricsUnavailable, match=r"HTTP 40\d from .*/api/v1/query"):
         query_load(stack.gateway, namespace=NS, service=SVC)
     with pytest.raises(MetricsUnavailable, match=re.escape("invalid prometheus URL 'prometheus:9090'")):
