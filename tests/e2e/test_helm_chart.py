@@ -572,7 +572,8 @@ def test_an_all_namespaces_install_grants_a_cluster_role_and_serves_every_namesp
     monitor = client.CustomObjectsApi(cp.api).get_namespaced_custom_object(
         "monitoring.coreos.com", "v1", CLUSTER_NS, "servicemonitors", RELEASE
     )
-    assert cast(dict[str, Any], monitor)["spec"]["endpoints"][0]["port"] == "metrics"
+    endpoint = cast(dict[str, Any], monitor)["spec"]["endpoints"][0]
+    assert endpoint["port"] == "metrics" and endpoint["honorLabels"] is True  # keeps the service label
 
     kubeconfig = sa_kubeconfig(cp, CLUSTER_NS, RELEASE, tmp_path / "sa.kubeconfig")
     with operator_as(container, kubeconfig, tmp_path / "operator.log") as log:
