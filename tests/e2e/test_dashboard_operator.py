@@ -7,8 +7,11 @@ gateway and workers are local processes labelled as the operator's pods would be
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -51,6 +54,16 @@ def _allocations(prom: LocalPrometheus) -> float:
     return float(got[0]["value"][1]) if got else 0.0
 
 
+def _plan(api: client.ApiClient) -> tuple[Any, ...]:
+    """What the operator deployed: worker replicas by Deployment, and the cascade config's routing."""
+    selector = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=worker"
+    deps = client.AppsV1Api(api).list_namespaced_deployment(NS, label_selector=selector).items
+    replicas = tuple(sorted((d.metadata.name, d.spec.replicas) for d in deps))
+    cm = client.CoreV1Api(api).read_namespaced_config_map(f"{NAME}-cascade", NS)
+    cfg = json.loads((cm.data or {}).get("cascade.json", "{}"))
+    return replicas, json.dumps(cfg.get("row")), json.dumps(cfg.get("split"))
+
+
 def test_every_panel_query_returns_data_from_the_operator_and_the_stack(
     control_plane: ControlPlane, stack: Stack, operator: OperatorProcess, prom: LocalPrometheus
 ) -> None:
@@ -64,7 +77,25 @@ def test_every_panel_query_returns_data_from_the_operator_and_the_stack(
     crs = client.CustomObjectsApi(control_plane.api)
     crs.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
     wait_until("the operator's first allocation, scraped", lambda: _allocations(prom) >= 1, timeout=30)
-    statuses = send_load(stack.gateway)
+    idle = _plan(control_plane.api)
+    changed: list[float] = []  # seconds from the load's start to the first new plan
+    done = threading.Event()
+
+    def watch(start: float) -> None:
+        while not done.is_set() and not changed:
+            if _plan(control_plane.api) != idle:
+                changed.append(time.monotonic() - start)
+            time.sleep(0.25)
+
+    watcher = threading.Thread(target=watch, args=(time.monotonic(),), daemon=True)
+    watcher.start()
+    statuses = send_load(stack.gateway)  # real requests through the gateway, scraped by Prometheus
+    done.set()
+    watcher.join(10)
+    # the load the real Prometheus saw through the real gateway re-allocated the service: new
+    # worker replicas and/or a new row in the cascade ConfigMap the pods watch
+    assert changed, f"the plan never changed under load: {idle}\n{operator.log_tail(2000)}"
+    print(f"the plan changed {changed[0]:.1f} s after the load started (interval 2 s)")
     time.sleep(2.5)  # the last counters scraped
     print(f"responses by status: {dict(statuses)}; {_allocations(prom):g} allocations recorded")
     assert statuses[200] and statuses[429] and statuses[504], f"want answers, 429s and drops: {statuses}"
