@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hadis.api.allocation import Allocation, GpuPool, PolicyName
 from hadis.api.base import ApiModel
@@ -76,12 +76,42 @@ class MetricsSource(ApiModel):
     timeout_seconds: float = Field(5.0, gt=0, le=60)
 
 
+#: a Secret's name (a DNS subdomain) and a key in its data (what the API server accepts in both)
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the HadisService's namespace. The operator never reads it: the kubelet
+    mounts it into the pod (so the operator needs no rights on Secrets)."""
+
+    name: str = Field(pattern=SECRET_NAME_PATTERN, max_length=253, description="the Secret's name")
+    key: str = Field(
+        "api-keys",
+        pattern=SECRET_KEY_PATTERN,
+        max_length=253,
+        description="the key holding the value (not . or ..)",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _not_a_directory(cls, key: str) -> str:
+        if key in (".", ".."):
+            raise ValueError(f"{key!r} is not a file name (the API server refuses it as a Secret key)")
+        return key
+
+
 class GatewaySettings(ApiModel):
     replicas: int = Field(1, ge=1)
     port: int = Field(8000, ge=1, le=65535)
     queue_capacity: int = Field(1024, ge=1, description="requests held before answering 429")
     score_window: int = Field(1000, ge=10, description="live scores kept for threshold calibration")
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    api_key_secret: SecretKeyRef | None = Field(
+        None,
+        description="API keys (one per line) the gateway requires from clients: a Secret key mounted "
+        "read-only into the gateway pods; without it the gateway asks for none",
+    )
 
 
 class Images(ApiModel):

@@ -16,7 +16,9 @@
 
 Every object carries the namespace of the HadisService, an owner reference to it (deleting it
 garbage-collects them all) and the ``app.kubernetes.io`` labels. Pods run as non-root with a
-read-only root filesystem (an emptyDir on /tmp), no privilege escalation and no capabilities.
+read-only root filesystem (an emptyDir on /tmp), no privilege escalation, no capabilities and the
+runtime's default seccomp profile. With ``spec.gateway.apiKeySecret`` the gateway pods mount that
+Secret key read-only (``HADIS_API_KEYS_FILE``); the operator itself never reads the Secret.
 The pod templates never depend on the allocation, so a re-allocation changes only replica counts
 and the ConfigMap. The same input always gives equal output.
 """
@@ -33,6 +35,9 @@ from hadis.api.profile import Profile
 from hadis.api.service import API_GROUP, API_VERSION, KIND, HadisService, VariantSpec
 from hadis.reconcile.cascade_config import build_cascade_config
 from hadis.reconcile.pods import (
+    API_KEYS_DIR,
+    API_KEYS_FILE,
+    API_KEYS_MODE,
     CONFIG_DIR,
     CONFIG_KEY,
     CONFIG_PATH,
@@ -236,6 +241,21 @@ def _gateway_objects(svc: HadisService, uid: str) -> list[Obj]:
         "HADIS_QUEUE_CAPACITY": str(gw.queue_capacity),
         "HADIS_THRESHOLD_WINDOW": str(gw.score_window),
     }
+    if gw.api_key_secret is not None:
+        # the kubelet mounts the Secret (the operator never reads it); the gateway reads the file
+        ref = gw.api_key_secret
+        volumes.append(
+            {
+                "name": "api-keys",
+                "secret": {
+                    "secretName": ref.name,
+                    "items": [{"key": ref.key, "path": API_KEYS_FILE.rsplit("/", 1)[1]}],
+                    "defaultMode": API_KEYS_MODE,
+                },
+            }
+        )
+        mounts.append({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True})
+        env["HADIS_API_KEYS_FILE"] = API_KEYS_FILE
     main = container("gateway", spec.images.gateway, spec.images.pull_policy, "hadis_gateway", env, gw.port)
     main |= {
         "volumeMounts": mounts,

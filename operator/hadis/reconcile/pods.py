@@ -21,6 +21,11 @@ CONFIG_KEY = "cascade.json"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
 PROFILE_DIR = "/etc/hadis/profile"
 MODEL_DIR = "/models"
+#: the gateway's API keys (spec.gateway.apiKeySecret): the Secret key mounted as this file
+API_KEYS_DIR = "/etc/hadis/api-keys"
+API_KEYS_FILE = f"{API_KEYS_DIR}/api-keys"
+#: the secret volume's files: read-only for the owner and the pod's group (fsGroup), nobody else
+API_KEYS_MODE = 0o440
 WORKER_PORT = 8001
 WORKER_DRAIN_S = 30
 RUN_AS = 65532
@@ -99,6 +104,8 @@ def worker_env(svc: HadisService, profile: Profile, vspec: VariantSpec, pool: Gp
         pvar = profile.variant(vspec.name)
         env |= {
             "HADIS_MODEL": vspec.model or pvar.model,
+            # the worker refuses local paths that resolve outside the model volume (.., symlinks)
+            "HADIS_MODEL_ROOT": MODEL_DIR,
             "HADIS_STEPS": str(pvar.steps),
             "HADIS_GUIDANCE_SCALE": str(pvar.guidance_scale),
             "HF_HOME": "/tmp/huggingface",
