@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from hadis.api.allocation import Toleration
 from hadis.api.profile import Profile
@@ -24,6 +25,10 @@ _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 _QUALIFIED = re.compile(rf"^(({_DNS_SUBDOMAIN})/)?{_NAME}$")
 _RESOURCE = re.compile(rf"^{_DNS_SUBDOMAIN}/{_NAME}$")
 _LABEL_VALUE = re.compile(rf"^({_NAME})?$")
+#: a Hugging Face hub id, ``name`` or ``owner/name`` (as hadis_worker.settings.HUB_ID_PATTERN)
+_HUB_ID = re.compile(r"^(?!\.{1,2}(/|$))[A-Za-z0-9][\w.-]*(/(?!\.{1,2}$)[\w.-]+)?$")
+#: where the worker pods mount spec.modelVolume (hadis.reconcile.pods.MODEL_DIR; HADIS_MODEL_ROOT)
+MODEL_DIR = PurePosixPath("/models")
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,8 @@ def check_usable(spec: HadisServiceSpec, profile: Profile) -> list[Problem]:
     lacks or cannot place on any pool, pool GPU types the profile has no latencies for, a GPU budget
     below what the policy needs, a cascade policy without two variants (or without sweep rows for
     them, or for the fixed pair), and pool settings the API server would reject in a Deployment
-    (resource name, node selector, tolerations).
+    (resource name, node selector, tolerations), and diffusers weights whose local path leaves the
+    model volume (see :func:`model_path_problem`).
     """
     problems: list[Problem] = []
     known = set(profile.variant_names)
@@ -96,6 +102,59 @@ def check_usable(spec: HadisServiceSpec, profile: Profile) -> list[Problem]:
         )
     if spec.policy in CASCADE_POLICIES:
         problems.extend(_cascade_problems(spec, profile))
+    problems.extend(_path_problems(spec, profile))
+    return problems
+
+
+def model_path_problem(value: str, *, hub_id_allowed: bool, volume: bool) -> str | None:
+    """Why ``value`` cannot name weights on the model volume (mounted at /models), or ``None``.
+
+    The worker takes a relative path inside the volume (``HADIS_MODEL_ROOT``), so a relative path
+    without ``..`` and an absolute one under /models are fine; ``..``, ``~`` and absolute paths
+    elsewhere would leave it. A hub id (``owner/name``, when ``hub_id_allowed``) needs no volume;
+    any other local path needs ``spec.modelVolume``. Symlinks leading out of the volume can only be
+    seen where the volume is mounted: the worker refuses those when it loads the weights.
+    """
+    if value.startswith("~"):
+        return f"{value!r} is a home-directory path, outside the model volume ({MODEL_DIR})"
+    path = PurePosixPath(value)
+    if ".." in path.parts:
+        return f"{value!r} contains '..': weights must stay inside the model volume ({MODEL_DIR})"
+    if path.is_absolute() and path != MODEL_DIR and MODEL_DIR not in path.parents:
+        return f"{value!r} is outside the model volume: use a path under {MODEL_DIR} or relative to it"
+    if hub_id_allowed and _HUB_ID.match(value):
+        return None
+    if not volume:
+        return (
+            f"{value!r} is a local path, but spec.modelVolume is not set (nothing is mounted at {MODEL_DIR})"
+        )
+    return None
+
+
+def _path_problems(spec: HadisServiceSpec, profile: Profile) -> list[Problem]:
+    """Local weight paths of the diffusers workers that leave the model volume (spec order)."""
+    problems: list[Problem] = []
+    volume = spec.model_volume is not None
+    known = set(profile.variant_names)
+    any_diffusers = False
+    for i, v in enumerate(spec.variants):
+        if (v.engine or spec.engine) != "diffusers":
+            continue
+        any_diffusers = True
+        model, origin = v.model, ""
+        if model is None and v.name in known:
+            model, origin = profile.variant(v.name).model, f" (profile {profile.name!r}'s default)"
+        if model is not None and (why := model_path_problem(model, hub_id_allowed=True, volume=volume)):
+            problems.append(Problem(f"spec.variants[{i}].model", why + origin))
+        if v.unet_checkpoint is not None and (
+            why := model_path_problem(v.unet_checkpoint, hub_id_allowed=False, volume=volume)
+        ):
+            problems.append(Problem(f"spec.variants[{i}].unetCheckpoint", why))
+    if spec.discriminator is not None and any_diffusers:
+        for part in ("clip", "head"):
+            value = getattr(spec.discriminator, part)
+            if why := model_path_problem(value, hub_id_allowed=False, volume=volume):
+                problems.append(Problem(f"spec.discriminator.{part}", why))
     return problems
 
 
