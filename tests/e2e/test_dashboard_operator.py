@@ -7,15 +7,14 @@ gateway and workers are local processes labelled as the operator's pods would be
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from kubernetes import client
 from tests.dashboard_stack import Stack, panel_failures, running_stack, send_load, service_spec
+from tests.deployed_plan import deployed_plan
 from tests.k8s_local import ControlPlane, wait_until
 from tests.operator_local import OperatorProcess, namespace_fixture, operator_fixture
 from tests.prometheus_local import LocalPrometheus, PrometheusMissing, Target, running_prometheus
@@ -54,16 +53,6 @@ def _allocations(prom: LocalPrometheus) -> float:
     return float(got[0]["value"][1]) if got else 0.0
 
 
-def _plan(api: client.ApiClient) -> tuple[Any, ...]:
-    """What the operator deployed: worker replicas by Deployment, and the cascade config's routing."""
-    selector = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=worker"
-    deps = client.AppsV1Api(api).list_namespaced_deployment(NS, label_selector=selector).items
-    replicas = tuple(sorted((d.metadata.name, d.spec.replicas) for d in deps))
-    cm = client.CoreV1Api(api).read_namespaced_config_map(f"{NAME}-cascade", NS)
-    cfg = json.loads((cm.data or {}).get("cascade.json", "{}"))
-    return replicas, json.dumps(cfg.get("row")), json.dumps(cfg.get("split"))
-
-
 def test_every_panel_query_returns_data_from_the_operator_and_the_stack(
     control_plane: ControlPlane, stack: Stack, operator: OperatorProcess, prom: LocalPrometheus
 ) -> None:
@@ -77,13 +66,13 @@ def test_every_panel_query_returns_data_from_the_operator_and_the_stack(
     crs = client.CustomObjectsApi(control_plane.api)
     crs.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
     wait_until("the operator's first allocation, scraped", lambda: _allocations(prom) >= 1, timeout=30)
-    idle = _plan(control_plane.api)
+    idle = deployed_plan(control_plane.api, NS, NAME)
     changed: list[float] = []  # seconds from the load's start to the first new plan
     done = threading.Event()
 
     def watch(start: float) -> None:
         while not done.is_set() and not changed:
-            if _plan(control_plane.api) != idle:
+            if deployed_plan(control_plane.api, NS, NAME) != idle:
                 changed.append(time.monotonic() - start)
             time.sleep(0.25)
 
