@@ -30,7 +30,9 @@ HADIS_DISCRIMINATOR_HEAD    the discriminator head's state dict file          no
 
 Local paths (model, UNet checkpoint, discriminator files) are checked by :func:`resolve_local_path`:
 with ``HADIS_MODEL_ROOT`` set, a relative path is taken inside the root, and a path that resolves
-outside it (``..``, absolute elsewhere, a symlink out) is refused naming the variable.
+outside it (``..``, absolute elsewhere, a symlink out) is refused naming the variable. A local
+directory (pipeline, CLIP model) is also refused when a file or directory in it is a symlink
+leading out of the root (:func:`check_tree_confined`): the loader would follow it.
 """
 
 from __future__ import annotations
@@ -179,6 +181,20 @@ def resolve_local_path(value: str, root: Path | None, name: str) -> Path:
     return resolved
 
 
+def check_tree_confined(directory: Path, root: Path | None, name: str) -> None:
+    """Refuse (naming ``name``) a directory in which an entry resolves outside ``root`` (a symlink
+    out); nothing to check without a root. Symlinked directories are checked, not followed."""
+    if root is None:
+        return
+    base = root.expanduser().resolve()
+    for parent, dirs, files in os.walk(directory):
+        for entry in (*dirs, *files):
+            path = Path(parent) / entry
+            resolved = path.resolve()
+            if resolved != base and base not in resolved.parents:
+                raise SettingsError(f"{name}: {path} links to {resolved}, outside HADIS_MODEL_ROOT={base}")
+
+
 def resolve_model(model: str, root: Path | None) -> Path | str:
     """HADIS_MODEL: a local directory (confined to ``root``) when it is one, else a hub id.
 
@@ -188,6 +204,8 @@ def resolve_model(model: str, root: Path | None) -> Path | str:
     """
     local = resolve_local_path(model, root, "HADIS_MODEL")
     if local.exists():
+        if local.is_dir():
+            check_tree_confined(local, root, "HADIS_MODEL")
         return local
     if re.match(HUB_ID_PATTERN, model) and not Path(model).expanduser().is_absolute():
         return model

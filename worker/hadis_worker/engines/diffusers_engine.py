@@ -41,7 +41,7 @@ from hadis.errors import UserError
 from hadis.profiles import load_profile
 from hadis_worker.config_watch import VariantRuntime
 from hadis_worker.engines.base import Generated
-from hadis_worker.settings import SettingsError, WorkerSettings
+from hadis_worker.settings import SettingsError, WorkerSettings, check_tree_confined
 
 log = logging.getLogger("hadis_worker.engine.diffusers")
 
@@ -110,6 +110,7 @@ def plan_from_settings(settings: WorkerSettings) -> ModelPlan:
         head = settings.local_path("HADIS_DISCRIMINATOR_HEAD", settings.discriminator_head)
         if not (clip / "config.json").is_file():
             raise SettingsError(f"HADIS_DISCRIMINATOR_CLIP: {clip} is not a saved CLIP model directory")
+        check_tree_confined(clip, settings.model_root, "HADIS_DISCRIMINATOR_CLIP")
         if not head.is_file():
             raise SettingsError(f"HADIS_DISCRIMINATOR_HEAD: no such file {head}")
     device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
