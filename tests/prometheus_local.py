@@ -79,6 +79,7 @@ class LocalPrometheus:
     log_path: Path
     file_sd: Path
     _file_targets: list[Target] = field(default_factory=list)
+    cmd: list[str] = field(default_factory=list)  # how it was started (``restart`` runs it again)
 
     def add_targets(self, *targets: Target) -> None:
         """Scrape these too (the file_sd job); the first scrape follows about 5–7 s later."""
@@ -114,6 +115,16 @@ class LocalPrometheus:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def restart(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Start it again after :meth:`stop` (or a crash): same port, config and storage, so the
+        URL stays valid and the series scraped before are still there."""
+        self.stop()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        _wait_ready(self, timeout_s)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -183,7 +194,7 @@ def _start(binary: str, workdir: Path, config: Path, file_sd: Path) -> LocalProm
     ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return LocalPrometheus(f"http://127.0.0.1:{port}", workdir, proc, log_path, file_sd)
+    return LocalPrometheus(f"http://127.0.0.1:{port}", workdir, proc, log_path, file_sd, cmd=cmd)
 
 
 @contextmanager
