@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -218,13 +219,30 @@ def operator_as(container: dict[str, Any], kubeconfig: Path, log_path: Path) -> 
             proc.wait(5)
 
 
+#: the gateway's API key in the example's Secret: the operator deploys the gateway mounting it, but
+#: may not read it (the chart grants nothing on Secrets), and it must never show up in its log
+API_KEY = f"sk-hadis-{uuid.uuid4().hex}"
+API_KEY_SECRET = "e1-api-keys"
+
+
 def example(namespace: str) -> dict[str, Any]:
     """examples/local-emulated.yaml, its metrics pointed at a port where nothing listens (the
-    operator then deploys its 0-QPS allocation and says Degraded: MetricsUnavailable)."""
+    operator then deploys its 0-QPS allocation and says Degraded: MetricsUnavailable), its gateway
+    asking for the API keys in the Secret :data:`API_KEY_SECRET`."""
     body: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "local-emulated.yaml").read_text())
     body["metadata"] = {"name": "e1", "namespace": namespace}
     body["spec"]["metrics"] = {"prometheusUrl": f"http://127.0.0.1:{free_port()}", "timeoutSeconds": 1}
+    body["spec"]["gateway"] = {"apiKeySecret": {"name": API_KEY_SECRET, "key": "keys"}}
     return body
+
+
+def create_api_key_secret(cp: ControlPlane, namespace: str) -> None:
+    """The example's Secret, created by the cluster admin (as a user would)."""
+    secret = client.V1Secret(
+        metadata=client.V1ObjectMeta(name=API_KEY_SECRET), string_data={"keys": f"{API_KEY}\n"}
+    )
+    with contextlib.suppress(ApiException):  # 409: an earlier test made it
+        client.CoreV1Api(cp.api).create_namespaced_secret(namespace, secret)
 
 
 def hds(cp: ControlPlane, namespace: str) -> dict[str, Any]:
@@ -259,6 +277,7 @@ def deployed(cp: ControlPlane, namespace: str) -> dict[str, Any] | None:
 
 def assert_deploys_the_example(cp: ControlPlane, namespace: str, log_path: Path) -> None:
     crs = client.CustomObjectsApi(cp.api)
+    create_api_key_secret(cp, namespace)
     crs.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, example(namespace))
     try:
         obj = wait_until(f"the example deployed in {namespace}", lambda: deployed(cp, namespace), timeout=100)
@@ -281,6 +300,13 @@ def assert_deploys_the_example(cp: ControlPlane, namespace: str, log_path: Path)
         if "Forbidden" in line or "forbidden" in line or " 403" in line or any(w in line for w in KOPF_SCANS)
     ]
     assert not refused, "\n".join(refused)
+    # the gateway mounts the API keys although the operator could not read them, and never logged them
+    gateway = plain(cp, client.AppsV1Api(cp.api).read_namespaced_deployment("e1-gateway", namespace))
+    volumes = {v["name"]: v for v in gateway["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["api-keys"]["secret"]["secretName"] == API_KEY_SECRET
+    env = {e["name"]: e.get("value") for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["HADIS_API_KEYS_FILE"].startswith("/etc/hadis/api-keys/")
+    assert API_KEY not in log
     # delete while the operator runs: kopf must be allowed to remove its finalizer
     crs.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "e1")
 
@@ -493,8 +519,34 @@ def test_the_chart_account_is_refused_what_it_was_not_granted(cp: ControlPlane, 
                 selector=client.V1LabelSelector(), template=client.V1PodTemplateSpec()
             ),
         )
+        create_api_key_secret(cp, NS)
+        create_api_key_secret(cp, OTHER_NS)
+        cluster_role = client.V1ClusterRole(
+            metadata=client.V1ObjectMeta(name="x"),
+            rules=[client.V1PolicyRule(api_groups=["*"], resources=["*"], verbs=["*"])],
+        )
+        binding = client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="x"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="admin"
+            ),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=RELEASE, namespace=NS)],
+        )
         refused = {
             "list secrets": lambda: core.list_namespaced_secret(NS),
+            "read the gateway's API keys": lambda: core.read_namespaced_secret(API_KEY_SECRET, NS),
+            "read a Secret elsewhere": lambda: core.read_namespaced_secret(API_KEY_SECRET, OTHER_NS),
+            "create a Pod": lambda: core.create_namespaced_pod(
+                NS,
+                client.V1Pod(
+                    metadata=client.V1ObjectMeta(name="x"),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="x", image="x")]),
+                ),
+            ),
+            "bind itself a role": lambda: rbac.create_namespaced_role_binding(NS, binding),
+            "create a ClusterRole": lambda: rbac.create_cluster_role(cluster_role),
+            "delete nodes": lambda: core.delete_collection_node(),
+            "delete a node": lambda: core.delete_node("node-1"),
             "list pods": lambda: core.list_namespaced_pod(NS),
             "update a Deployment (only patch)": lambda: apps.replace_namespaced_deployment(
                 "x", NS, deployment
@@ -582,8 +634,14 @@ def test_an_all_namespaces_install_grants_a_cluster_role_and_serves_every_namesp
     with api_as(kubeconfig) as api:
         core = client.CoreV1Api(api)
         assert status_of(lambda: core.list_namespaced_secret(TEAM_NS)) == 403
+        assert status_of(lambda: core.read_namespaced_secret(API_KEY_SECRET, TEAM_NS)) == 403
         assert status_of(lambda: core.list_namespace()) == 403
-        assert status_of(lambda: client.RbacAuthorizationV1Api(api).list_cluster_role()) == 403
+        assert status_of(lambda: core.delete_node("node-1")) == 403
+        assert status_of(lambda: core.list_pod_for_all_namespaces()) == 403
+        rbac_api = client.RbacAuthorizationV1Api(api)
+        assert status_of(lambda: rbac_api.list_cluster_role()) == 403
+        cluster_role = client.V1ClusterRole(metadata=client.V1ObjectMeta(name="x"), rules=[])
+        assert status_of(lambda: rbac_api.create_cluster_role(cluster_role)) == 403
 
 
 def test_uninstall_removes_the_cluster_role_and_keeps_the_crd(cp: ControlPlane) -> None:
