@@ -18,10 +18,12 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as TransportError
 
 from hadis.api.allocation import Allocation
 from hadis.api.profile import CascadeRow, Profile
 from hadis.api.service import HadisService, HadisServiceSpec
+from hadis.cascade_watch import parse_cascade_config
 from hadis.errors import InputFileError
 from hadis.k8s.apply import apply_objects, delete_stale, emit_event, patch_status
 from hadis.observe.prometheus import LoadObservation, MetricsUnavailable, query_load
@@ -76,12 +78,16 @@ class Reconciler:
     wall: Callable[[], datetime] = lambda: datetime.now(UTC)
     memories: dict[str, cycle.Memory] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    #: the cascade config generation last written per service: the count never goes back, even
+    #: when the live ConfigMap was overwritten with something that is not a cascade config
+    config_generations: dict[str, int] = field(default_factory=dict)
     _profiles: dict[tuple[Any, ...], Profile] = field(default_factory=dict)
     _tables: dict[tuple[Any, ...], list[CascadeRow]] = field(default_factory=dict)
 
     def forget(self, uid: str, name: str, namespace: str) -> None:
         self.memories.pop(uid, None)
         self.locks.pop(uid, None)
+        self.config_generations.pop(uid, None)
         metrics.forget_service(name, namespace)
 
     async def run(self, body: Mapping[str, Any]) -> bool:
@@ -171,19 +177,20 @@ class Reconciler:
             }
         )
         try:
-            objects = await self._objects(svc, allocation, profile, uid)
+            objects, repaired = await self._objects(svc, allocation, profile, uid)
             result = await asyncio.to_thread(apply_objects, self.api, objects)
             deleted = await asyncio.to_thread(delete_stale, self.api, ns, uid, objects)
-            if result.created or result.patched or deleted:
+            if result.created or result.patched or deleted or result.conflicts:
                 log.info(
-                    "%s/%s: created %s, patched %s, deleted %s",
+                    "%s/%s: created %s, patched %s, deleted %s; %d conflict(s) retried",
                     ns,
                     name,
                     result.created,
                     result.patched,
                     deleted,
+                    result.conflicts,
                 )
-        except ApiException as e:
+        except (ApiException, TransportError, OSError) as e:
             outcome = cycle.conclude(
                 memory,
                 status,
@@ -192,10 +199,11 @@ class Reconciler:
                 applied=False,
                 metrics_error=metrics_error,
                 error_reason="ApplyFailed",
-                error=f"HTTP {e.status} {e.reason}: {_api_message(e)}",
+                error=_describe(e),
                 **common,
             )
             return await self._finish(body, uid, outcome, None)
+        self.config_generations[uid] = _config_generation(_config_data(objects))
         outcome = cycle.conclude(
             memory,
             status,
@@ -205,29 +213,44 @@ class Reconciler:
             metrics_error=metrics_error,
             **common,
         )
+        if repaired is not None:
+            log.warning("%s/%s: %s", ns, name, repaired)
+            event = cycle.Event("Warning", "CascadeConfigRepaired", repaired)
+            outcome = replace(outcome, events=[*outcome.events, event])
         return await self._finish(body, uid, outcome, allocation)
 
     async def _objects(
         self, svc: HadisService, allocation: Allocation, profile: Profile, uid: str
-    ) -> list[dict[str, Any]]:
-        """The desired objects; the cascade config's generation is the live ConfigMap's, + 1 when
-        its content changes (so the count survives operator restarts and an unchanged decision
-        rewrites nothing)."""
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The desired objects, and what was wrong with the live cascade ConfigMap when it held
+        something other than a cascade config (it is rewritten: a repair to report).
+
+        The config's generation is the live ConfigMap's, + 1 when its content changes (so the
+        count survives operator restarts and an unchanged decision rewrites nothing); never below
+        what this process wrote last, so a ConfigMap overwritten with garbage (generation unreadable)
+        does not send the pods' watchers back to generation 1."""
         ns = svc.metadata.namespace or "default"
+        name = config_map_name(svc)
         try:
-            live = await asyncio.to_thread(
-                client.CoreV1Api(self.api).read_namespaced_config_map, config_map_name(svc), ns
-            )
+            live = await asyncio.to_thread(client.CoreV1Api(self.api).read_namespaced_config_map, name, ns)
             live_data: dict[str, str] | None = dict(live.data or {})
         except ApiException as e:
             if e.status != 404:
                 raise
             live_data = None
-        live_gen = _config_generation(live_data)
+        repaired = None
+        if live_data is not None:
+            try:
+                parse_cascade_config(live_data[CONFIG_KEY], f"ConfigMap {name} key {CONFIG_KEY}")
+            except KeyError:
+                repaired = f"ConfigMap {name} had no key {CONFIG_KEY}; rewritten from the allocation"
+            except InputFileError as e:
+                repaired = f"{e}; rewritten from the allocation"
+        live_gen = max(_config_generation(live_data), self.config_generations.get(uid, 0))
         objects = build_objects(svc, allocation, profile, uid=uid, generation=live_gen)
         if _config_data(objects) != live_data:
             objects = build_objects(svc, allocation, profile, uid=uid, generation=live_gen + 1)
-        return objects
+        return objects, repaired
 
     async def _observe(
         self, spec: HadisServiceSpec, ns: str, name: str
@@ -261,10 +284,10 @@ class Reconciler:
             for ev in outcome.events:
                 log.info("%s/%s: %s %s: %s", ns, name, ev.type, ev.reason, ev.message)
                 await asyncio.to_thread(emit_event, self.api, ref, ev.reason, ev.message, ev.type)
-        except ApiException as e:
-            if e.status == 404:  # deleted meanwhile
+        except (ApiException, TransportError, OSError) as e:
+            if isinstance(e, ApiException) and e.status == 404:  # deleted meanwhile
                 return True
-            log.warning("writing status/events of %s/%s failed: HTTP %s %s", ns, name, e.status, e.reason)
+            log.warning("writing status/events of %s/%s failed: %s", ns, name, _describe(e))
             # the next tick runs a cycle again, which rewrites the status (still from this memory)
             self.memories[uid] = replace(outcome.memory, last_cycle=None)
         if allocation is not None:
@@ -329,9 +352,16 @@ class Reconciler:
 def _config_generation(data: Mapping[str, str] | None) -> int:
     try:
         doc = json.loads((data or {})[CONFIG_KEY])
-        return int(doc.get("generation", 0))
-    except (KeyError, ValueError, TypeError, AttributeError):
+        return max(0, int(doc.get("generation", 0)))
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError):
         return 0
+
+
+def _describe(e: BaseException) -> str:
+    """An API failure in a condition message: the API server's answer, or why there was none."""
+    if isinstance(e, ApiException):
+        return f"HTTP {e.status} {e.reason}: {_api_message(e)}"
+    return f"the API server did not answer: {type(e).__name__}: {str(e)[:300]}"
 
 
 def _config_data(objects: list[dict[str, Any]]) -> dict[str, str] | None:
