@@ -68,3 +68,50 @@ def test_the_schema_knows_every_default_key() -> None:
     assert root.get("additionalProperties") is False
     assert _unknown_keys(values, root, root, "") == []
     assert set(root["required"]) <= set(values)
+
+
+def test_the_operator_pod_defaults_are_restricted() -> None:
+    """Non-root, read-only root filesystem (a /tmp emptyDir is the one writable path), no privilege
+    escalation, no capabilities, RuntimeDefault seccomp: the Pod Security "restricted" profile."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    pod = values["podSecurityContext"]
+    assert pod["runAsNonRoot"] is True and pod["runAsUser"] != 0 and pod["runAsGroup"] != 0
+    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert values["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    assert "toYaml .Values.podSecurityContext" in template and "toYaml .Values.securityContext" in template
+    mounts = re.findall(r"- name: (\S+)\n\s+mountPath: (\S+)", template)
+    assert mounts == [("tmp", "/tmp")]
+    assert re.search(r"- name: tmp\n\s+emptyDir:", template)
+
+
+def _rules() -> list[dict[str, Any]]:
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    body = helpers.split('{{- define "hadis.rules" -}}', 1)[1].split("{{- end }}", 1)[0]
+    rules: list[dict[str, Any]] = yaml.safe_load(body)
+    # every rule says why: a comment line right before it
+    lines = body.strip().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("- apiGroups:")]
+    assert len(starts) == len(rules) and all(lines[i - 1].startswith("#") for i in starts)
+    return rules
+
+
+def test_the_operator_rbac_is_least_privilege() -> None:
+    granted = {
+        (g, r): set(rule["verbs"]) for rule in _rules() for g in rule["apiGroups"] for r in rule["resources"]
+    }
+    assert granted == {
+        ("hadis.io", "hadisservices"): {"list", "watch", "patch"},
+        ("hadis.io", "hadisservices/status"): {"patch"},
+        ("apps", "deployments"): {"get", "list", "create", "patch", "delete"},
+        ("", "services"): {"get", "list", "create", "patch", "delete"},
+        ("", "configmaps"): {"get", "list", "create", "patch", "delete"},
+        ("", "events"): {"create"},
+    }
+    rbac = (CHART / "templates" / "rbac.yaml").read_text()
+    assert "*" not in json.dumps(_rules()) and "secrets" not in rbac and "pods" not in rbac

@@ -387,8 +387,8 @@ def test_a_namespaced_install_creates_the_crd_account_role_and_operator(cp: Cont
     core.read_namespaced_service_account(RELEASE, NS)
     role = plain(cp, rbac.read_namespaced_role(RELEASE, NS))
     assert granted(role) == {
-        ("hadis.io", "hadisservices"): {"get", "list", "watch", "patch"},
-        ("hadis.io", "hadisservices/status"): {"get", "patch"},
+        ("hadis.io", "hadisservices"): {"list", "watch", "patch"},
+        ("hadis.io", "hadisservices/status"): {"patch"},
         ("apps", "deployments"): {"get", "list", "create", "patch", "delete"},
         ("", "services"): {"get", "list", "create", "patch", "delete"},
         ("", "configmaps"): {"get", "list", "create", "patch", "delete"},
@@ -603,8 +603,8 @@ def test_an_all_namespaces_install_grants_a_cluster_role_and_serves_every_namesp
     rbac = client.RbacAuthorizationV1Api(cp.api)
     name = f"{RELEASE}-{CLUSTER_NS}"
     assert granted(plain(cp, rbac.read_cluster_role(name))) == {
-        ("hadis.io", "hadisservices"): {"get", "list", "watch", "patch"},
-        ("hadis.io", "hadisservices/status"): {"get", "patch"},
+        ("hadis.io", "hadisservices"): {"list", "watch", "patch"},
+        ("hadis.io", "hadisservices/status"): {"patch"},
         ("apps", "deployments"): {"get", "list", "create", "patch", "delete"},
         ("", "services"): {"get", "list", "create", "patch", "delete"},
         ("", "configmaps"): {"get", "list", "create", "patch", "delete"},

@@ -60,21 +60,29 @@ app.kubernetes.io/part-of: hadis
 {{- default .Release.Namespace .Values.watchNamespace }}
 {{- end }}
 
-{{/* The rules the operator needs, in the watched namespace or (allNamespaces) everywhere. */}}
+{{/* The rules the operator needs, in the watched namespace or (allNamespaces) everywhere. Least
+privilege, each verb for a reason (tests/e2e/test_helm_chart.py runs the operator with exactly
+these and checks what else is refused). Deliberately absent: Secrets (the gateway's API keys are
+mounted by the kubelet from spec.gateway.apiKeySecret; the operator never reads them), Pods (it
+manages Deployments, never their Pods), update, deletecollection, and anything cluster-wide. */}}
 {{- define "hadis.rules" -}}
-# HadisServices: kopf lists and watches them and patches its finalizer and annotations in
+# HadisServices: kopf lists and watches them (list, watch) and patches its finalizer and
+# last-handled annotations into them (patch); nothing reads one by name
 - apiGroups: [hadis.io]
   resources: [hadisservices]
-  verbs: [get, list, watch, patch]
-# the operator writes conditions, the allocation and the demand here
+  verbs: [list, watch, patch]
+# the operator merge-patches conditions, the allocation and the demand into the status subresource
 - apiGroups: [hadis.io]
   resources: [hadisservices/status]
-  verbs: [get, patch]
-# the gateway and the per-variant worker Deployments (server-side apply; stale variants deleted)
+  verbs: [patch]
+# the gateway and per-variant worker Deployments: server-side apply (patch, and create: an apply
+# that creates the object needs both), the live object read first to skip no-op writes (get), the
+# service's own objects listed to find those of variants no longer in the spec (list), deleted (delete)
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, create, patch, delete]
-# the gateway and headless worker Services, the cascade ConfigMap (and a profile ConfigMap, read)
+# the gateway and headless worker Services and the cascade ConfigMap, the same way; get on
+# ConfigMaps also reads a profile named by spec.profile.configMap
 - apiGroups: [""]
   resources: [services, configmaps]
   verbs: [get, list, create, patch, delete]
