@@ -40,6 +40,7 @@ from hadis.api.wire import GenerateRequest
 from hadis.errors import UserError
 from hadis.profiles import load_profile
 from hadis_worker.config_watch import VariantRuntime
+from hadis_worker.engines import log_privacy
 from hadis_worker.engines.base import Generated
 from hadis_worker.settings import SettingsError, WorkerSettings, check_tree_confined
 
@@ -196,6 +197,10 @@ class DiffusersEngine:
 
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
+        # the library loggers get their handlers on first use: make sure they exist, then filter
+        diffusers.utils.logging.get_logger("diffusers")
+        transformers.utils.logging.get_logger("transformers")
+        log_privacy.install()  # no prompt text in the pipelines' truncation warnings
         p = self.plan
         dtype = DTYPES[p.dtype]
         started = time.perf_counter()
