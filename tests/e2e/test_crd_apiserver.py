@@ -270,3 +270,15 @@ def test_empty_strings_are_strings_not_null(objects: client.CustomObjectsApi) ->
     assert stored["metadata"]["labels"] == {"tier": ""}
     assert stored["spec"]["gpuPools"][0]["nodeSelector"] == {"gpu": ""}
     assert stored["spec"]["modelVolume"] == {"emptyDir": {"medium": ""}}
+
+
+def test_the_api_key_secret_key_is_defaulted_as_the_model_defaults_it(
+    objects: client.CustomObjectsApi,
+) -> None:
+    body = _minimal("api-keys")
+    body["spec"]["gateway"] = {"apiKeySecret": {"name": "gw-keys"}}
+    stored = _create(objects, body)
+    assert stored["spec"]["gateway"]["apiKeySecret"] == {"name": "gw-keys", "key": "api-keys"}
+    spec = HadisService.model_validate(stored).spec
+    assert spec == HadisService.model_validate(body).spec
+    assert spec.gateway.api_key_secret is not None and spec.gateway.api_key_secret.key == "api-keys"
