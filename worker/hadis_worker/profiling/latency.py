@@ -14,261 +14,32 @@ measured too. Router overhead is not measured here (``bench/bench_router.py`` me
 Every finished measurement is saved to ``OUT.partial.json`` (atomically); ``--resume`` keeps it and
 measures only what is missing. At the end the profile goes to ``OUT``, every figure (all repeats,
 p90, load/swap/discriminator times, the largest batch that fits) to ``OUT.latency.json``.
+
+The parts: :mod:`.latency_engines` (the engines, from the options), :mod:`.latency_measure` (one
+variant's figures), :mod:`.latency_files` (the partial file and the report's path).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import os
 import resource
 import sys
-import time
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from hadis.api.wire import GenerateRequest
 from hadis.errors import UserError
 from hadis.profiles import load_profile, write_profile
 from hadis.profiling.latency_options import add_latency_arguments
 from hadis.profiling.latency_report import build_report, next_steps, summary_lines
-from hadis.profiling.latency_stats import (
-    BatchMeasurement,
-    ProfileBuildError,
-    VariantMeasurement,
-    batches_to_measure,
-    build_profile,
-)
-from hadis_worker.engines.diffusers_engine import DiffusersEngine, plan_from_settings
-from hadis_worker.settings import SettingsError, WorkerSettings
+from hadis.profiling.latency_stats import ProfileBuildError, VariantMeasurement, build_profile
+from hadis_worker.profiling.atomic_files import write_json
+from hadis_worker.profiling.errors import LatencyError
+from hadis_worker.profiling.latency_engines import build_engines, import_pipelines
+from hadis_worker.profiling.latency_files import load_partial, partial_path, report_path
+from hadis_worker.profiling.latency_measure import GIB, profile_variant
 
-GIB = 2**30
-#: worker setting names in engine errors → the options of this command
-OPTION_NAMES = {
-    "HADIS_WORKER_VARIANT": "--variant",
-    "HADIS_MODEL": "--variant",
-    "HADIS_UNET_CHECKPOINT": "--unet",
-    "HADIS_DEVICE": "--device",
-}
-
-
-class LatencyError(Exception):
-    """A problem with the options or the inputs; printed as one line, exit status 2."""
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def partial_path(out: Path) -> Path:
-    return out.with_suffix(".partial.json")
-
-
-def report_path(out: Path) -> Path:
-    return out.with_suffix(".latency.json")
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
-def _options(name: str, msg: str) -> str:
-    """A worker settings error, naming this command's option instead of the environment variable."""
-    var, sep, rest = msg.partition(": ")
-    option = OPTION_NAMES.get(var)
-    return f"{option} {name}: {rest}" if sep and option else f"--variant {name}: {msg}"
-
-
-def build_engines(args: argparse.Namespace, base: Any) -> list[tuple[DiffusersEngine, dict[str, Any]]]:
-    """One unloaded engine per variant (loading onto the CPU) and the settings its figures depend on."""
-    unets = dict(args.unet)
-    unknown = sorted(set(unets) - {n for n, _ in args.variant})
-    if unknown:
-        raise LatencyError(f"--unet: {unknown} are not among the --variant names")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise LatencyError(f"--device {device}: torch sees no CUDA device")
-    dtype = args.dtype or ("float16" if device.startswith("cuda") else "float32")
-    out = []
-    for name, model in args.variant:
-        known = base.variant(name) if base is not None and name in base.variant_names else None
-        steps = args.steps if args.steps is not None else (known.steps if known else None)
-        guidance = (
-            args.guidance_scale
-            if args.guidance_scale is not None
-            else (known.guidance_scale if known else None)
-        )
-        if steps is None or guidance is None:
-            raise LatencyError(
-                f"--variant {name}: give --steps and --guidance-scale (the profile records the latency "
-                "of these settings), or --merge a profile that has this variant"
-            )
-        try:
-            settings = WorkerSettings(
-                variant=name,
-                engine="diffusers",
-                model=model,
-                unet_checkpoint=unets.get(name),
-                device="cpu",
-                dtype=dtype,
-                steps=steps,
-                guidance_scale=guidance,
-            )
-            plan = plan_from_settings(settings)
-        except SettingsError as e:
-            raise LatencyError(_options(name, str(e))) from None
-        fingerprint = {
-            "model": str(plan.model),
-            "unet": unets.get(name),
-            "device": device,
-            "dtype": dtype,
-            "steps": steps,
-            "guidanceScale": guidance,
-            "size": args.size,
-            "prompt": args.prompt,
-            "warmup": args.warmup,
-            "repeats": args.repeats,
-            "gpuType": args.gpu_type,
-        }
-        out.append((DiffusersEngine(name, plan), fingerprint))
-    return out
-
-
-def requests(engine: DiffusersEngine, n: int, side: int, prompt: str) -> list[GenerateRequest]:
-    return [
-        GenerateRequest(
-            request_id=f"profile-{i}",
-            prompt=prompt,
-            variant=engine.variant,
-            width=side,
-            height=side,
-            seed=i,
-            deadline_unix_s=time.time() + 86400,
-        )
-        for i in range(n)
-    ]
-
-
-def measure_batch(
-    engine: DiffusersEngine, device: str, b: int, args: argparse.Namespace, side: int
-) -> BatchMeasurement:
-    batch = requests(engine, b, side, args.prompt)
-    cuda = device.startswith("cuda")
-    try:
-        for _ in range(args.warmup):
-            engine.generate_blocking(batch, record=False)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(device)
-        times = []
-        for _ in range(args.repeats):
-            started = time.perf_counter()
-            engine.generate_blocking(batch, record=False)
-            times.append(time.perf_counter() - started)
-    except (torch.OutOfMemoryError, MemoryError):
-        if cuda:
-            torch.cuda.empty_cache()
-        return BatchMeasurement(batch=b, oom=True)
-    peak = torch.cuda.max_memory_allocated(device) / GIB if cuda else None
-    return BatchMeasurement(batch=b, latencies_s=tuple(times), peak_memory_gib=peak)
-
-
-def measure_discriminator(
-    engine: DiffusersEngine, args: argparse.Namespace, side: int, device: str, n: int
-) -> float:
-    """The discriminator's seconds per image: median of repeats scoring ``n`` generated images at once."""
-    from PIL import Image
-
-    from hadis.profiling.latency_stats import quantile
-    from hadis_worker.discriminator import Discriminator, DiscriminatorError
-
-    clip, head = args.discriminator
-    try:
-        disc = Discriminator.load(clip, head, device)
-    except DiscriminatorError as e:
-        raise LatencyError(f"--discriminator: {e}") from None
-    images = [
-        Image.open(io.BytesIO(png))
-        for png, _ in engine.generate_blocking(requests(engine, n, side, args.prompt), record=False)
-    ]
-    disc.score(images)  # warm-up
-    times = []
-    for _ in range(args.repeats):
-        started = time.perf_counter()
-        disc.score(images)
-        times.append(time.perf_counter() - started)
-    return quantile(times, 0.5) / n
-
-
-def profile_variant(
-    engine: DiffusersEngine, device: str, args: argparse.Namespace, m: VariantMeasurement, save: Any
-) -> VariantMeasurement:
-    todo = batches_to_measure(args.batches, m.batches)
-    want_disc = args.discriminator is not None and m.discriminator_s_per_image is None
-    name = engine.variant
-    if not todo and not want_disc:
-        say(f"[{name}] already measured (resumed): batches {[b.batch for b in m.batches]}")
-        return m
-    started = time.perf_counter()
-    engine.load()
-    m = replace(m, load_s=time.perf_counter() - started, swap_s=None)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        engine.pipe = engine.pipe.to(device)
-        torch.cuda.synchronize(device)
-        m = replace(m, swap_s=time.perf_counter() - started)
-    swap = f", host-to-GPU {m.swap_s:.2f} s" if m.swap_s is not None else ""
-    say(f"[{name}] loaded in {m.load_s:.2f} s{swap}; batches to measure: {todo}")
-    side = args.size or max(64, engine.native_size())
-    for i, b in enumerate(todo, start=1):
-        bm = measure_batch(engine, device, b, args, side)
-        m = m.with_batch(bm)
-        save(m)
-        if bm.oom:
-            say(f"[{name}] batch {b}: out of memory; larger batches skipped ({i}/{len(todo)})")
-            break
-        mem = f"{bm.peak_memory_gib:.2f} GiB" if bm.peak_memory_gib is not None else "memory unknown (CPU)"
-        say(f"[{name}] batch {b}: p50 {bm.p50_s:.3f} s  p90 {bm.p90_s:.3f} s  {mem}  ({i}/{len(todo)})")
-    if want_disc and m.largest_batch is None:
-        say(f"[{name}] discriminator not measured: no batch of images fitted")
-    elif want_disc:
-        # images from a batch size that fitted (at most 4), scored in one call as the light workers do
-        per_image = measure_discriminator(engine, args, side, device, min(4, m.largest_batch or 1))
-        m = replace(m, discriminator_s_per_image=per_image)
-        save(m)
-        say(f"[{name}] discriminator: {per_image * 1000:.1f} ms per image")
-    engine.pipe = None
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
-    return m
-
-
-def import_pipelines() -> None:
-    """diffusers imports its pipeline classes on first use: not part of any variant's load time."""
-    import diffusers.pipelines.auto_pipeline  # noqa: F401
-    import transformers  # noqa: F401
-
-
-def load_partial(path: Path, resume: bool) -> dict[str, Any]:
-    if not resume:
-        if path.exists():
-            say(f"{path}: replaced (an earlier run's measurements; --resume keeps them)")
-        return {}
-    if not path.exists():
-        say(f"{path}: nothing to resume, measuring everything")
-        return {}
-    try:
-        data = json.loads(path.read_text())
-        return dict(data["variants"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise LatencyError(f"--resume: {path} is not a partial latency file ({e})") from None
+__all__ = ["LatencyError", "build_engines", "import_pipelines", "main", "partial_path", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -291,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     def save(m: VariantMeasurement) -> None:
         state[m.name] = {"settings": state[m.name]["settings"], **m.to_json()}
-        _write_json(partial, {"kind": "HadisLatencyPartial", "variants": state})
+        write_json(partial, {"kind": "HadisLatencyPartial", "variants": state})
 
     measured = []
     for engine, fingerprint in engines:
@@ -334,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         process_peak_rss_gib=rss,
     )
-    _write_json(report_path(args.out), report)
+    write_json(report_path(args.out), report)
     partial.unlink(missing_ok=True)
     print("\n".join(summary_lines(measured)))
     print(
