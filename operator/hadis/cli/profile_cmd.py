@@ -1,10 +1,13 @@
-"""``hadis profile``: measure a profile on this machine (``latency``, ``quality``) and export one.
+"""``hadis profile``: measure a profile on this machine (``latency``, ``quality``, or ``all`` of it
+in one go) and export one.
 
 Measuring needs torch and diffusers, which the control plane never imports: ``hadis profile
 latency`` checks its options here (the same definitions as the worker module's), then runs
 ``python -m hadis_worker.profiling.latency`` with this interpreter, streams its output and returns
-its exit status. ``quality`` passes every argument to ``python -m hadis_worker.profiling.quality``
-(its options are defined there only). ``export`` is pure and runs here.
+its exit status. ``all`` checks its options here too (:mod:`hadis.profiling.all_options`) and passes
+its arguments as given to ``python -m hadis_worker.profiling.profile_all``. ``quality`` passes every
+argument to ``python -m hadis_worker.profiling.quality`` (its options are defined there only).
+``export`` is pure and runs here.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from hadis.cli.common import progress
 from hadis.errors import UserError
 from hadis.profiles import DEFAULT_PROFILE, load_profile
-from hadis.profiling import latency_options
+from hadis.profiling import all_options, latency_options
 from hadis.profiling.export import build_profile_config_map, manifest_yaml
 
 #: What a measuring subcommand needs importable, and the install hint when it is not.
@@ -36,6 +39,11 @@ PASS_THROUGH = {
         "the θ × τ sweep with FID, the Pareto table",
     ),
 }
+ALL_MODULE = "hadis_worker.profiling.profile_all"
+ALL_HELP = (
+    "latencies, quality sweep and Pareto table into one directory, checked by the planner "
+    "(--tiny: tiny random-weight pipelines on the CPU)"
+)
 #: How long an interrupted ``hadis profile`` waits for its measuring child to save and exit.
 GRACE_S = 15.0
 
@@ -64,6 +72,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         )
         q.add_argument("args", nargs="*", metavar="ARG", help=f"arguments of python -m {module}")
         q.set_defaults(run=functools.partial(run_pass_through, module))
+    a = what.add_parser(
+        "all",
+        help=ALL_HELP,
+        description=f"{ALL_HELP}. Runs python -m {ALL_MODULE} (hadis profile all --help lists the options).",
+        add_help=False,
+        prefix_chars="\x00",  # its options are all_options' (parsed in run_all, --help included)
+    )
+    a.add_argument("args", nargs="*", metavar="ARG", help="see hadis profile all --help")
+    a.set_defaults(run=run_all)
     exp = what.add_parser(
         "export",
         help="a profile as a ConfigMap manifest (YAML) for a HadisService's spec.profile.configMap",
@@ -112,6 +129,26 @@ def run_pass_through(module: str, args: argparse.Namespace) -> int:
 
 def run_latency(args: argparse.Namespace) -> int:
     return run_module("hadis_worker.profiling.latency", latency_options.to_argv(args))
+
+
+def all_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hadis profile all",
+        description=f"{ALL_HELP}: hadis profile latency, then hadis profile quality merging into its "
+        "profile, then the checks (every variant and batch size measured, every (pair, θ, τ) cell swept, "
+        "the table Pareto, a feasible allocation). Resumable (--resume).",
+    )
+    all_options.add_all_arguments(p)
+    return p
+
+
+def run_all(args: argparse.Namespace) -> int:
+    """Check the options here (``--help`` too), then run the worker module with them as given."""
+    try:
+        all_options.resolve(all_parser().parse_args(args.args))
+    except all_options.OptionError as e:
+        raise UserError(str(e)) from None
+    return run_module(ALL_MODULE, list(args.args))
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ def batch_list(text: str) -> list[int]:
     return sizes
 
 
-def _at_least(low: int) -> Callable[[str], int]:
+def at_least(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -66,15 +66,15 @@ def add_latency_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dtype", choices=DTYPES, default=None, help="default: float16 on cuda, float32 on cpu")
     p.add_argument("--batches", type=batch_list, default=[1, 2, 4, 8], help="batch sizes (1,2,4,8)")
-    p.add_argument("--repeats", type=_at_least(1), default=5, help="timed runs per batch size (5)")
-    p.add_argument("--warmup", type=_at_least(0), default=1, help="untimed runs before them (1)")
+    p.add_argument("--repeats", type=at_least(1), default=5, help="timed runs per batch size (5)")
+    p.add_argument("--warmup", type=at_least(0), default=1, help="untimed runs before them (1)")
     p.add_argument(
-        "--steps", type=_at_least(1), default=None, help="denoising steps (default: the merged profile's)"
+        "--steps", type=at_least(1), default=None, help="denoising steps (default: the merged profile's)"
     )
     p.add_argument(
         "--guidance-scale", type=float, default=None, help="guidance scale (default: the merged profile's)"
     )
-    p.add_argument("--size", type=_at_least(64), default=None, help="image side in pixels (default: native)")
+    p.add_argument("--size", type=at_least(64), default=None, help="image side in pixels (default: native)")
     p.add_argument("--prompt", default="a photo of a cat", help="the prompt every image is generated from")
     p.add_argument(
         "--gpu-type", required=True, help="the GPU type the latencies are recorded under, e.g. L40S"

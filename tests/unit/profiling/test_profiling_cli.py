@@ -81,6 +81,26 @@ def test_quality_passes_every_argument_to_its_module(monkeypatch: pytest.MonkeyP
     ]
 
 
+def test_all_checks_its_options_then_passes_them_as_given(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[tuple[str, list[str]]] = []
+
+    def fake(module: str, argv: list[str]) -> int:
+        calls.append((module, argv))
+        return 0
+
+    monkeypatch.setattr(profile_cmd, "run_module", fake)
+    argv = ["--tiny", "--k", "1", "--out-dir", str(tmp_path / "demo")]
+    assert main(["profile", "all", *argv]) == 0
+    assert calls == [("hadis_worker.profiling.profile_all", argv)]
+    with pytest.raises(SystemExit) as help_exit:  # --help is the options' own, printed here
+        main(["profile", "all", "--help"])
+    assert help_exit.value.code == 0 and "--inception-weights" in capsys.readouterr().out
+    assert main(["profile", "all", "--tiny", "--prompts", "p.txt", "--out-dir", str(tmp_path)]) == 2
+    assert "--prompts: --tiny builds its own" in capsys.readouterr().err and len(calls) == 1
+
+
 def test_export_writes_a_config_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cm.yaml"
     assert (
