@@ -14,6 +14,7 @@ def main() -> int:
     # and should not load the web stack it does not use
     import uvicorn
 
+    from hadis_gateway.auth import ApiKeysError
     from hadis_gateway.server import create_app
 
     try:
@@ -21,13 +22,19 @@ def main() -> int:
     except SettingsError as e:
         print(f"hadis-gateway: {e}", file=sys.stderr)
         return 2
+    # at the default level (info) nothing logged carries a prompt, an API key or a header: requests
+    # are not logged (no access log unless HADIS_ACCESS_LOG; it prints the method, path and status)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # httpx logs every worker call at INFO: at hundreds of requests a second that is CPU the
     # gateway needs for routing (measured on the emulated E1 run), so only its warnings are kept
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ApiKeysError as e:
+        print(f"hadis-gateway: {e}", file=sys.stderr)
+        return 2
     # what is alive now lives as long as the process: take it out of the cyclic garbage collector's
     # scans, so full collections under load walk only what requests allocate (tail latency)
     gc.collect()

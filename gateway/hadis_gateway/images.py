@@ -8,6 +8,7 @@ import logging
 import math
 import secrets
 import time
+import traceback
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -88,6 +89,21 @@ def error(
     return error_reply(status, message, type_=type_, param=param, code=code, headers=headers).response()
 
 
+def internal_error_reply(exc: BaseException) -> Reply:
+    """A 500 naming the exception's type only: its message may quote the request (the prompt)."""
+    return error_reply(
+        500, f"internal gateway error ({type(exc).__name__})", type_="server_error", code="internal"
+    )
+
+
+def log_internal_error(what: str, exc: BaseException) -> None:
+    """Log an unexpected exception: its type and traceback at ERROR, its message only at DEBUG
+    (the message may quote the request: prompts stay out of the logs at the default level)."""
+    tb = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    log.error("%s: %s\n%s", what, type(exc).__name__, tb)
+    log.debug("%s: %r", what, exc)
+
+
 def bad_request(message: str, param: str | None, code: str = "invalid_value") -> Reply:
     return error_reply(400, message, type_="invalid_request_error", param=param, code=code)
 
@@ -103,8 +119,10 @@ async def generate_reply(state: GatewayState, raw: bytes, client_request_id: str
     arrival = time.time()
     s = state.settings
     try:
-        payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        payload = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        return bad_request("the request body is not valid JSON: nested too deeply", None, "invalid_json")
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, NaN, an integer of > 4,300 digits
         return bad_request(f"the request body is not valid JSON: {e}", None, "invalid_json")
     if not isinstance(payload, dict):
         return bad_request("the request body must be a JSON object", None, "invalid_json")
@@ -117,6 +135,12 @@ async def generate_reply(state: GatewayState, raw: bytes, client_request_id: str
         return bad_request(f"Invalid 'n': at most {s.max_images} images per request", "n")
     if req.size not in s.sizes:
         return bad_request(f"Invalid 'size': {req.size!r}; supported sizes: {list(s.sizes)}", "size")
+    for param, text in (("prompt", req.prompt), ("negative_prompt", req.negative_prompt)):
+        if text is not None and len(text) > s.max_prompt_chars:
+            message = f"Invalid '{param}': {len(text)} characters; at most {s.max_prompt_chars}"
+            return bad_request(message, param, "string_too_long")
+        if text is not None and not _encodable(text):
+            return bad_request(f"Invalid '{param}': lone UTF-16 surrogates are not text", param)
     cfg, dispatcher = state.config, state.dispatcher
     if cfg is None or dispatcher is None:
         return error_reply(
@@ -171,6 +195,19 @@ async def generate_reply(state: GatewayState, raw: bytes, client_request_id: str
     return answer(state, cfg, arrival, jobs, results)
 
 
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (JSON's ``\\ud800`` escapes decode to lone surrogates)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def _run(dispatcher: Dispatcher, job: Job) -> Outcome | BaseException:
     try:
         return await dispatcher.run(job)
@@ -222,6 +259,6 @@ def answer(
             return error_reply(
                 failure.status, failure.message, type_=failure.type, code=failure.code, headers=headers
             )
-        log.error("dispatch failed", exc_info=failure)
-        return error_reply(500, f"internal gateway error: {failure!r}", type_="server_error", code="internal")
+        log_internal_error("dispatch failed", failure)
+        return internal_error_reply(failure)
     return Reply(200, dump_json({"created": math.floor(arrival), "data": data}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,22 +13,36 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from hadis.api.wire import CascadeConfig
 from hadis.cascade_watch import CascadeConfigWatcher
+from hadis_gateway.auth import ApiKeys
 from hadis_gateway.balancer import Balancer
 from hadis_gateway.batch_scorer import ScoreMany, one_by_one
 from hadis_gateway.dispatch import Dispatcher
 from hadis_gateway.endpoints import EndpointDiscovery, Resolver, endpoints_gauge
-from hadis_gateway.images import GatewayState, Reply, error, error_reply, generate, generate_reply
+from hadis_gateway.images import (
+    MAX_CLIENT_ID_CHARS,
+    GatewayState,
+    Reply,
+    error,
+    error_reply,
+    generate,
+    generate_reply,
+    internal_error_reply,
+    log_internal_error,
+)
 from hadis_gateway.metrics import GatewayMetrics
 from hadis_gateway.openai_api import (
+    ErrorResponse,
+    ImagesResponse,
     ModelCard,
     ModelList,
+    request_body_schema,
 )
 from hadis_gateway.scoring import (
     default_scorer,
@@ -42,9 +57,6 @@ from hadis_gateway.worker_client import HttpWorkerClient, HttpxWorkerClient, Wor
 
 log = logging.getLogger(__name__)
 
-#: Largest request body the images endpoint reads (prompts are at most a few thousand characters).
-MAX_BODY_BYTES = 1 << 20
-
 FastRoute = Callable[[Scope, Receive], Awaitable[Reply | None]]
 
 
@@ -58,25 +70,48 @@ class GatewayApp(FastAPI):
     """
 
     fast_routes: dict[tuple[str, str], FastRoute]
+    api_keys: ApiKeys | None = None  # set: every /v1/* request needs one of the keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = None
         if scope["type"] == "http":
-            route = self.fast_routes.get((scope["method"], scope["path"]))
+            path = scope["path"]
+            if self.api_keys is not None and (path == "/v1" or path.startswith("/v1/")):
+                authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+                if not self.api_keys.allows(authorization):
+                    await send_reply(send, unauthorized(authorization))
+                    return
+            route = self.fast_routes.get((scope["method"], path))
         if route is None:
             await super().__call__(scope, receive, send)
             return
         try:
             reply = await route(scope, receive)
         except Exception as e:
-            log.exception("unhandled error")
-            reply = error_reply(500, f"internal gateway error: {e!r}", type_="server_error", code="internal")
+            log_internal_error("unhandled error", e)
+            reply = internal_error_reply(e)
         if reply is None:  # the client went away
             return
         await send_reply(send, reply)
 
 
 HEALTHY = Reply(200, b'{"status":"ok"}')
+
+
+def unauthorized(authorization: bytes | None) -> Reply:
+    """401 as OpenAI answers a missing or wrong key (the key itself is not echoed)."""
+    message = (
+        "Incorrect API key provided."
+        if authorization is not None
+        else "You didn't provide an API key: send it as 'Authorization: Bearer <key>'."
+    )
+    return error_reply(
+        401,
+        message,
+        type_="invalid_request_error",
+        code="invalid_api_key",
+        headers={"WWW-Authenticate": 'Bearer realm="hadis"'},
+    )
 
 
 async def send_reply(send: Send, reply: Reply) -> None:
@@ -185,6 +220,8 @@ def create_app(
         on_error=lambda _msg: metrics.config_reloads.labels("rejected").inc(),
     )
     state = GatewayState(settings, watcher, balancer, metrics)
+    # read now: a keys file that cannot be read stops the start (ApiKeysError), no open gateway
+    api_keys = ApiKeys(settings.api_keys_file) if settings.api_keys_file is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -217,6 +254,8 @@ def create_app(
         await discovery.refresh()  # the first requests go to addresses, not to a name
         state.tasks.append(asyncio.create_task(discovery.run()))
         state.tasks.append(asyncio.create_task(watcher.run()))
+        if api_keys is not None:
+            state.tasks.append(asyncio.create_task(api_keys.run(settings.config_poll_s)))
         try:
             yield
         finally:
@@ -228,12 +267,13 @@ def create_app(
 
     app = GatewayApp(title="HADIS gateway", lifespan=lifespan)
     app.state.gateway = state
+    app.api_keys = api_keys
 
     async def fast_generations(scope: Scope, receive: Receive) -> Reply | None:
         try:
-            raw = await read_body(receive, MAX_BODY_BYTES)
+            raw = await read_body(receive, settings.max_body_bytes)
         except BodyTooLarge:
-            message = f"the request body is larger than {MAX_BODY_BYTES} bytes"
+            message = f"the request body is larger than {settings.max_body_bytes} bytes"
             return error_reply(413, message, type_="invalid_request_error", code="request_too_large")
         if raw is None:
             return None
@@ -263,14 +303,24 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def internal_error(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error")
-        return error(500, f"internal gateway error: {exc!r}", type_="server_error", code="internal")
+        log_internal_error("unhandled error", exc)
+        return internal_error_reply(exc).response()
+
+    def model_names() -> list[str]:
+        cfg = state.config
+        return [settings.cascade_model, *(sorted(cfg.variants) if cfg else [])]
+
+    unauthorized_doc: dict[int | str, dict[str, Any]] = (
+        {401: {"model": ErrorResponse, "description": "no API key, or not one of the gateway's"}}
+        if api_keys is not None
+        else {}
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={503: {"description": "no configuration, or a variant has no endpoints"}})
     async def readyz() -> JSONResponse:
         cfg = state.config
         if cfg is None:
@@ -287,21 +337,77 @@ def create_app(
         found = {v: len(balancer.endpoints(v)) for v in routed}  # after discovery
         return JSONResponse({"status": "ready", "generation": cfg.generation, "endpoints": found})
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", response_model=ModelList, responses=unauthorized_doc)
     async def models() -> dict[str, Any]:
-        cfg = state.config
-        names = [settings.cascade_model, *(sorted(cfg.variants) if cfg else [])]
-        return ModelList(data=[ModelCard(id=n) for n in names]).model_dump()
+        return ModelList(data=[ModelCard(id=n) for n in model_names()]).model_dump()
 
-    @app.post("/v1/images/generations")
+    @app.post(
+        "/v1/images/generations",
+        response_model=None,
+        responses={
+            200: {"model": ImagesResponse, "description": "the images"},
+            **{status: {"model": ErrorResponse, "description": why} for status, why in GENERATION_ERRORS},
+            **unauthorized_doc,
+        },
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": "x-request-id",
+                    "in": "header",
+                    "required": False,
+                    "description": f"the request's id (≤ {MAX_CLIENT_ID_CHARS} characters, else one is made)",
+                    "schema": {"type": "string"},
+                }
+            ]
+        },
+    )
     async def generations(request: Request) -> Response:
         return await generate(state, request)
 
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, plus the request body with the limits in force and the models known
+        now (the body is read by hand, on the fast path), plus the bearer scheme when keys are set."""
+        if app.openapi_schema is None:
+            doc = FastAPI.openapi(app)
+            if api_keys is not None:
+                doc.setdefault("components", {})["securitySchemes"] = {
+                    "apiKey": {"type": "http", "scheme": "bearer", "description": "one of the gateway's keys"}
+                }
+                for path, ops in doc["paths"].items():
+                    if path.startswith("/v1/"):
+                        for op in ops.values():
+                            op["security"] = [{"apiKey": []}]
+        assert app.openapi_schema is not None
+        doc = copy.deepcopy(app.openapi_schema)
+        schema = request_body_schema(
+            max_prompt_chars=settings.max_prompt_chars,
+            max_images=settings.max_images,
+            sizes=settings.sizes,
+            models=model_names(),
+        )
+        doc["paths"]["/v1/images/generations"]["post"]["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+#: The errors of ``POST /v1/images/generations`` (all OpenAI-style ``{"error": {...}}`` objects).
+GENERATION_ERRORS = (
+    (400, "a field is invalid (``param`` names it), or the body is not a JSON object"),
+    (413, "the body is larger than the gateway's limit"),
+    (429, "the gateway's queue or a worker's is full (``Retry-After``)"),
+    (502, "the workers could not be reached or answered badly"),
+    (503, "no configuration yet, or no worker endpoints for a variant"),
+    (504, "no worker answered before the request's deadline"),
+)
 
 
 def routed_variants(cfg: CascadeConfig) -> list[str]:

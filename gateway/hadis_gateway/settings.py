@@ -7,7 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hadis.api.wire import MAX_PROMPT_CHARS
+
 DEFAULT_SIZES = ("256x256", "512x512", "768x768", "1024x1024")
+#: Default largest request body (prompts are at most a few thousand characters).
+DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 
 class SettingsError(ValueError):
@@ -27,8 +31,14 @@ class Settings:
     retry_after_s: int = 1
     worker_grace_s: float = 2.0
     connect_timeout_s: float = 2.0
-    max_images: int = 4
-    sizes: tuple[str, ...] = DEFAULT_SIZES
+    # request limits, each refused with a 400 naming the field (413 for the body)
+    max_images: int = 4  # ``n``
+    sizes: tuple[str, ...] = DEFAULT_SIZES  # ``size``
+    max_prompt_chars: int = MAX_PROMPT_CHARS  # ``prompt`` and ``negative_prompt``; the workers' limit at most
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # a file with one API key per line (a mounted Secret): every /v1/* request then needs
+    # ``Authorization: Bearer <key>``; None: no authentication
+    api_keys_file: Path | None = None
     cascade_model: str = "hadis"
     threshold_window: int = 2000
     log_level: str = "info"
@@ -62,6 +72,9 @@ class Settings:
             connect_timeout_s=_float(e, "HADIS_CONNECT_TIMEOUT_S", 2.0, 0.01),
             max_images=_int(e, "HADIS_MAX_IMAGES", 4, 1, 64),
             sizes=sizes,
+            max_prompt_chars=_int(e, "HADIS_MAX_PROMPT_CHARS", MAX_PROMPT_CHARS, 1, MAX_PROMPT_CHARS),
+            max_body_bytes=_int(e, "HADIS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 64 << 20),
+            api_keys_file=Path(keys) if (keys := e.get("HADIS_API_KEYS_FILE")) else None,
             cascade_model=e.get("HADIS_CASCADE_MODEL", "hadis"),
             threshold_window=_int(e, "HADIS_THRESHOLD_WINDOW", 2000, 1, 10_000_000),
             log_level=e.get("HADIS_LOG_LEVEL", "info"),
