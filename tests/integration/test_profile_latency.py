@@ -50,6 +50,8 @@ def test_latency_profile_resumes_and_feeds_table_allocate_and_export(
         text=True,
         env=ENV,
         start_new_session=True,
+        # a Ctrl-C must reach it even when this test runs in a background job (where SIGINT is ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stderr is not None
     seen: list[str] = []
