@@ -95,7 +95,7 @@ class Conditions:
 
     def __init__(self, cp: ControlPlane) -> None:
         self.crs = client.CustomObjectsApi(cp.api)
-        self.seen: list[tuple[float, str, str]] = []  # (monotonic, status, reason)
+        self.seen: list[tuple[float, str, str, str]] = []  # (monotonic, status, reason, message)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -104,7 +104,12 @@ class Conditions:
         while not self._stop.is_set():
             try:
                 deg = condition(get_svc(self.crs), "Degraded")
-                entry = (time.monotonic(), str(deg.get("status")), str(deg.get("reason")))
+                entry = (
+                    time.monotonic(),
+                    str(deg.get("status")),
+                    str(deg.get("reason")),
+                    str(deg.get("message")),
+                )
                 if not self.seen or self.seen[-1][1:] != entry[1:]:
                     self.seen.append(entry)
             except Exception:  # the API server is down (a fault): nothing to see
@@ -113,7 +118,10 @@ class Conditions:
 
     def since(self, t0: float) -> list[str]:
         """The Degraded reasons with status True seen since ``t0``."""
-        return sorted({r for t, s, r in self.seen if s == "True" and t >= t0})
+        return sorted({r for t, s, r, _ in self.seen if s == "True" and t >= t0})
+
+    def messages(self, reason: str, t0: float) -> list[str]:
+        return [m for t, s, r, m in self.seen if s == "True" and r == reason and t >= t0]
 
     def stop(self) -> None:
         self._stop.set()
@@ -343,6 +351,8 @@ def test_conflicting_writers_then_recovery(
     conflicts = sum(int(n) for n in re.findall(r"(\d+) conflict\(s\) retried", log))
     conflicts += log.count("still conflicting after")
     reasons = service.since(w.t0)
+    for message in service.messages("ApplyFailed", w.t0):  # the conflicts, not something else
+        assert "409" in message and "conflicting" in message, message
     record(
         "apiserver 409 conflicts",
         run,

@@ -25,7 +25,7 @@ from hadis.api.profile import CascadeRow, Profile
 from hadis.api.service import HadisService, HadisServiceSpec
 from hadis.cascade_watch import parse_cascade_config
 from hadis.errors import InputFileError
-from hadis.k8s.apply import apply_objects, delete_stale, emit_event, patch_status
+from hadis.k8s.apply import ApplyError, apply_objects, delete_stale, emit_event, patch_status
 from hadis.observe.prometheus import LoadObservation, MetricsUnavailable, query_load
 from hadis.operator import cycle, metrics
 from hadis.policy.inputs import UnusableSpecError, build_decision_input
@@ -359,6 +359,8 @@ def _config_generation(data: Mapping[str, str] | None) -> int:
 
 def _describe(e: BaseException) -> str:
     """An API failure in a condition message: the API server's answer, or why there was none."""
+    if isinstance(e, ApplyError):  # names the object, and says why (e.g. still conflicting)
+        return str(e)
     if isinstance(e, ApiException):
         return f"HTTP {e.status} {e.reason}: {_api_message(e)}"
     return f"the API server did not answer: {type(e).__name__}: {str(e)[:300]}"

@@ -11,6 +11,7 @@ import pytest
 from tests.unit.test_operator_reconciler import Clock, FakeCluster, body, conditions, run
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from hadis.k8s.apply import ApplyError
 from hadis.operator import reconciler as rec
 from hadis.reconcile.pods import CONFIG_KEY
 
@@ -87,3 +88,24 @@ def test_an_api_server_that_does_not_answer_is_degraded_not_a_crash(
     assert cond["Ready"] == ("True", "Deployed")
     assert cluster.statuses[-1]["allocation"] == allocation  # the last one applied, kept
     assert any("did not answer" in m for _, reason, m in cluster.events if reason == "ApplyFailed")
+
+
+def test_conflicts_that_outlast_the_retries_name_the_object(
+    cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    r = rec.Reconciler(api=None, monotonic=clock)  # type: ignore[arg-type]
+    cluster.qps = 12.0
+    run(r, body())
+
+    def conflicting(api: object, objects: object) -> None:
+        raise ApplyError(
+            "Deployment/e1-sd35-large-l40s", 409, "Conflict", None, "still conflicting after 5 retries"
+        )
+
+    monkeypatch.setattr(rec, "apply_objects", conflicting)
+    clock.t += 10
+    run(r, body(status=cluster.statuses[-1]))
+    deg = next(c for c in cluster.statuses[-1]["conditions"] if c["type"] == "Degraded")
+    assert deg["reason"] == "ApplyFailed"
+    assert "Deployment/e1-sd35-large-l40s" in deg["message"] and "still conflicting" in deg["message"]
