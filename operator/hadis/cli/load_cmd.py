@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from pathlib import Path
 
 from hadis.cli.common import positive, print_json, progress
@@ -13,6 +14,8 @@ from hadis.errors import InputFileError, UserError
 from hadis.loadgen.runner import replay
 from hadis.loadgen.summary import LoadSummary, Outcome, summarise
 from hadis.profiles import DEFAULT_PROFILE, load_profile, load_reference_prompts
+
+API_KEY_ENV = "HADIS_API_KEY"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,6 +30,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--profile", default=DEFAULT_PROFILE, help="profile whose FIDs value the served mix")
     p.add_argument("--model", default="hadis")
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help=f"the gateway's API key (default: ${API_KEY_ENV}); sent as Authorization: Bearer",
+    )
     p.add_argument("--size", default="512x512")
     p.add_argument(
         "--target-qps", type=float, default=None, help="compress/stretch the trace to this mean rate"
@@ -82,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             size=args.size,
             timeout_s=positive("--timeout", args.timeout),
             progress=tick,
+            api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         )
     )
     summary = summarise(outcomes, slo, fids)

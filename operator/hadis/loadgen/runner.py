@@ -85,12 +85,17 @@ async def replay(
     size: str = "512x512",
     timeout_s: float = 120.0,
     progress: ProgressFn | None = None,
+    api_key: str | None = None,
 ) -> list[Outcome]:
     """Send request i at ``arrivals_s[i]`` (seconds from now) with prompt ``prompts[id % len]``.
 
     Every request yields exactly one :class:`Outcome`: the answer, or the transport error that
     prevented one (status 0). Nothing is retried: the load generator measures, the gateway retries.
+    With ``api_key`` every request carries ``Authorization: Bearer <key>`` (a gateway with API keys).
     """
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
     endpoint = url.rstrip("/") + "/v1/images/generations"
     done_count = 0
     results: list[Outcome | None] = [None] * len(arrivals_s)
@@ -110,9 +115,7 @@ async def replay(
             sent = time.perf_counter() - start
             body = json.dumps(_payload(prompts[pid % len(prompts)], model, size, i)).encode()
             try:
-                async with session.post(
-                    endpoint, data=body, headers={"Content-Type": "application/json"}
-                ) as r:
+                async with session.post(endpoint, data=body, headers=headers) as r:
                     raw = await r.read()
                     results[i] = parse_answer(i, pid, due, sent, time.perf_counter() - start, r.status, raw)
             except (TimeoutError, aiohttp.ClientError) as e:
