@@ -214,6 +214,31 @@ def watch_list(stack: ProcessStack) -> list[Watched]:
     return out
 
 
+def histogram_quantiles(text: str, name: str, qs: tuple[float, ...]) -> list[float]:
+    """Quantiles of a Prometheus histogram in an exposition (linear within a bucket, as
+    histogram_quantile does); NaN when it has no observations."""
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((math.inf if bound == "+Inf" else float(bound), float(line.rsplit(" ", 1)[1])))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+    out = []
+    for q in qs:
+        if not total:
+            out.append(math.nan)
+            continue
+        rank, lo, below = q * total, 0.0, 0.0
+        for le, count in buckets:
+            if count >= rank:
+                top = le if math.isfinite(le) else lo
+                out.append(lo + (top - lo) * ((rank - below) / (count - below) if count > below else 1.0))
+                break
+            lo, below = le, count
+    return out
+
+
 def gateway_gauges(text: str) -> dict[str, float]:
     """The gateway's in-flight and waiting gauges, rejections and config reloads from /metrics."""
     wanted = (
@@ -345,7 +370,10 @@ async def run_load(
             for w in watched:
                 w.warm = w.sample()
         async with session.get(f"{stack.gateway}/metrics") as r:
-            gauges = gateway_gauges(await r.text())
+            text = await r.text()
+            gauges = gateway_gauges(text)
+        p50, p95, p99 = histogram_quantiles(text, "hadis_gateway_request_latency_seconds", (0.5, 0.95, 0.99))
+        gauges |= {"gw_p50": p50, "gw_p95": p95, "gw_p99": p99}
     return total, gauges
 
 
@@ -435,6 +463,12 @@ def main() -> int:
     by_status = ", ".join(f"{s} x{n}" for s, n in sorted(total.statuses.items()))
     print(f"answers by HTTP status: {by_status}; the gateway counted {gw_counted:.0f} answered images")
     unanswered = total.sent - total.answered
+    print(
+        "the gateway's own latency, every answer, arrival (request read) to answer, from its histogram: "
+        + " ".join(f"{q} {gauges['gw_' + q] * 1000:.0f}" for q in ("p50", "p95", "p99"))
+        + " ms "
+        "(the client's figures also hold the time a request waits before the gateway reads it)"
+    )
     print(f"requests sent {total.sent}, answered {total.answered}: {'OK' if unanswered == 0 else 'FAIL'}")
     print(
         f"gateway at the end: in flight {gauges.get('hadis_gateway_in_flight_requests', math.nan):.0f}, "
