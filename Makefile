@@ -7,7 +7,7 @@ STAMP_DIFFUSERS := $(VENV)/.installed-diffusers
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: install install-diffusers run test test-unit test-e2e k8s-local prometheus-local crds dashboards lint typecheck layers bench bench-router-training bench-e1 profile clean
+.PHONY: install install-diffusers run test test-unit test-e2e k8s-local prometheus-local crds dashboards lint typecheck layers bench bench-router-training bench-soak bench-e1 profile clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -66,6 +66,9 @@ bench: install k8s-local prometheus-local  ## benchmarks: print figures (not tes
 	$(BIN)/python bench/bench_router.py
 	$(BIN)/python bench/bench_gateway.py
 	$(BIN)/python bench/bench_operator_reaction.py
+
+bench-soak: install  ## soak: 30 min (MINUTES=…) of steady/bursty emulated load through the real gateway: RSS, fds, sent = answered
+	$(BIN)/python bench/bench_soak.py --minutes $(or $(MINUTES),30)
 
 bench-router-training: install-diffusers  ## the routers compared on the paper's 5,000 prompts (needs ../shared/data; ~10 min)
 	$(BIN)/python bench/bench_router_training.py

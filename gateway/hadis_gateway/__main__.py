@@ -45,6 +45,9 @@ def main() -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.access_log,
+        # outlive the idle connections clients and load balancers pool (httpx 5 s, ALB 60 s): a
+        # client never reuses a connection the gateway closed at that very moment
+        timeout_keep_alive=75,
     )
     return 0
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import asyncio
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120)
 
@@ -10,6 +12,12 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 12
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
+        # process_resident_memory_bytes, process_open_fds, CPU seconds: leaks show in a pod too
+        ProcessCollector(registry=r)
+        self.tasks = Gauge(
+            "hadis_gateway_asyncio_tasks", "asyncio tasks alive in the gateway's loop", registry=r
+        )
+        self.tasks.set_function(_asyncio_tasks)
         self.arrivals = Counter(
             "hadis_gateway_arrivals_total",
             "Images asked for by valid requests, counted on arrival (the demand the control loop sees)",
@@ -72,3 +80,11 @@ class GatewayMetrics:
         self.config_generation = Gauge(
             "hadis_gateway_config_generation_info", "Generation of the cascade config in force", registry=r
         )
+
+
+def _asyncio_tasks() -> float:
+    """Tasks of the running loop (the scrape runs on it); 0 when read outside a loop."""
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:
+        return 0.0

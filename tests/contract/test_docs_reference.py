@@ -83,6 +83,8 @@ def _registered_metrics() -> set[str]:
     names = set()
     for registry in (gateway.registry, WorkerMetrics("v").registry, OperatorMetrics().registry):
         for family in registry.collect():
+            if family.name.startswith("process_"):  # the client library's standard process series
+                continue
             names.add(family.name + ("_total" if family.type == "counter" else ""))
     return names
 

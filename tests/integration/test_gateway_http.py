@@ -268,3 +268,19 @@ def test_health_ready_and_metrics(cluster: Cluster) -> None:
     assert (
         'hadis_gateway_requests_total{outcome="ok",variant="light"} 1.0' in cluster.http.get("/metrics").text
     )
+
+
+def test_metrics_show_the_gateway_process_and_its_tasks(cluster: Cluster) -> None:
+    """Memory, fds and the loop's task count are on /metrics, so a leak is visible in a pod."""
+
+    def sample(name: str) -> float:
+        line = next(x for x in cluster.http.get("/metrics").text.splitlines() if x.startswith(name + " "))
+        return float(line.split()[1])
+
+    assert sample("process_resident_memory_bytes") > 10e6
+    assert sample("process_open_fds") > 0
+    idle = sample("hadis_gateway_asyncio_tasks")
+    assert idle >= 1  # at least the task serving this scrape
+    for _ in range(3):
+        cluster.generate()
+    assert sample("hadis_gateway_asyncio_tasks") <= idle + 1  # requests leave no tasks behind
