@@ -325,16 +325,31 @@ def restart_apiserver(cp: ControlPlane, down_s: float, during: Callable[[], None
     graceful SIGTERM shutdown waits for open watches for up to a minute), keep it down
     ``down_s`` seconds (calling ``during`` then), start it again with the same command line and
     wait until it answers; returns the seconds it was unavailable."""
-    pid = apiserver_pid(cp)
-    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    t0 = time.monotonic()
+    _restart(cp, "kube-apiserver", down_s, during)
+    wait_until("the kube-apiserver to answer again", lambda: apiserver_ready(cp), timeout=120, every=0.5)
+    return time.monotonic() - t0
+
+
+def restart_controller_manager(cp: ControlPlane) -> None:
+    """Restart this session's kube-controller-manager (same command line). After an apiserver crash
+    its garbage collector retries every object it failed to sync with growing back-offs, so the
+    tests that share this control plane later could wait minutes for owner-reference collection:
+    a fresh one rebuilds its graph at once."""
+    _restart(cp, "kube-controller-manager", 0.0, None)
+
+
+def _restart(cp: ControlPlane, name: str, down_s: float, during: Callable[[], None] | None) -> None:
     run_dir = Path(cp.env["HADIS_K8S_DIR"])
+    pid = int((run_dir / f"{name}.pid").read_text().strip())
+    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
     t0 = time.monotonic()
     os.kill(pid, signal.SIGKILL)
-    wait_until("the kube-apiserver to exit", lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 30)
+    wait_until(f"the {name} to exit", lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 30)
     if during is not None:
         during()
     time.sleep(max(0.0, down_s - (time.monotonic() - t0)))
-    with (run_dir / "logs" / "kube-apiserver.log").open("ab") as log:
+    with (run_dir / "logs" / f"{name}.log").open("ab") as log:
         proc = subprocess.Popen(
             [c.decode() for c in cmd],
             stdout=log,
@@ -342,9 +357,7 @@ def restart_apiserver(cp: ControlPlane, down_s: float, during: Callable[[], None
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    (run_dir / "kube-apiserver.pid").write_text(f"{proc.pid}\n")
-    wait_until("the kube-apiserver to answer again", lambda: apiserver_ready(cp), timeout=120, every=0.5)
-    return time.monotonic() - t0
+    (run_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
 
 
 def _zombie(pid: int) -> bool:
