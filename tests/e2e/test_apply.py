@@ -152,7 +152,9 @@ def test_apply_creates_everything_and_a_second_apply_writes_nothing(
     assert dep.spec.replicas == 3
     assert dep.metadata.annotations[APPLIED_HASH]
     assert dep.metadata.owner_references[0].uid == body["metadata"]["uid"]
-    assert dep.spec.template.spec.containers[0].resources.limits == {"nvidia.com/gpu": "1"}
+    # an emulated worker asks for CPU and memory, never a GPU (it must run on nodes without one)
+    assert dep.spec.template.spec.containers[0].resources.limits is None
+    assert dep.spec.template.spec.containers[0].resources.requests == {"cpu": "50m", "memory": "128Mi"}
 
 
 def test_a_reallocation_patches_only_what_changed(control_plane: ControlPlane, ns: str) -> None:

@@ -127,7 +127,11 @@ class HadisServiceSpec(ApiModel):
     gpu_pools: list[GpuPool] = Field(min_length=1)
     policy: PolicyName = "hadis"
     fixed_pair: PairSpec | None = Field(None, description="the pair for policy fixed-pair")
-    engine: Literal["diffusers", "emulated"] = "diffusers"
+    engine: Literal["diffusers", "emulated"] = Field(
+        "diffusers",
+        description="diffusers: real pipelines, one GPU of the pool per worker; emulated: workers sleep "
+        "for the profiled latencies and request no GPU (capacity tests on any node)",
+    )
     allocation: AllocationSettings = AllocationSettings()
     profile: ProfileRef = ProfileRef()
     metrics: MetricsSource = MetricsSource()

@@ -49,6 +49,7 @@ from hadis.reconcile.pods import (
     http_probe,
     pod_spec,
     worker_env,
+    worker_resources,
 )
 from hadis.reconcile.usability import check_usable
 
@@ -186,7 +187,7 @@ def _worker_deployment(
     main = container("worker", spec.images.worker, spec.images.pull_policy, "hadis_worker", env, WORKER_PORT)
     main |= {
         "volumeMounts": mounts,
-        "resources": {"limits": {pool.resource: "1"}},
+        "resources": worker_resources(vspec.engine or spec.engine, pool),
         "startupProbe": http_probe("/healthz", period=5, failures=120, timeout=5),
         "livenessProbe": http_probe("/healthz", period=10, failures=6, timeout=5),
         "readinessProbe": http_probe("/readyz", period=5, failures=2, timeout=2),

@@ -29,6 +29,9 @@ API_KEYS_MODE = 0o440
 WORKER_PORT = 8001
 WORKER_DRAIN_S = 30
 RUN_AS = 65532
+#: what an emulated worker asks the scheduler for: it sleeps through the profiled latencies and holds
+#: a placeholder image per request, so a little CPU and memory and no GPU (it runs on any node)
+EMULATED_WORKER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
 
 
 def env_list(values: Mapping[str, str]) -> list[Obj]:
@@ -82,6 +85,15 @@ def pod_spec(containers: list[Obj], volumes: list[Obj], grace_s: int) -> Obj:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
+
+
+def worker_resources(engine: str, pool: GpuPool) -> Obj:
+    """A worker container's ``resources``: one GPU of the pool's extended resource for a real
+    engine; for the emulated engine a small CPU/memory request and no GPU, so emulated capacity
+    runs on nodes without GPUs (the pool's node selector and tolerations still apply)."""
+    if engine == "emulated":
+        return {"requests": dict(EMULATED_WORKER_REQUESTS)}
+    return {"limits": {pool.resource: "1"}}
 
 
 def worker_env(svc: HadisService, profile: Profile, vspec: VariantSpec, pool: GpuPool) -> dict[str, str]:

@@ -176,7 +176,7 @@ def test_every_object_is_owned_labelled_and_namespaced() -> None:
 
 
 def test_gpu_limit_selector_and_tolerations_come_from_the_pool() -> None:
-    objs = build_objects(_svc(), _alloc(1, 1, 1), _profile(), uid=UID)
+    objs = build_objects(_svc(engine="diffusers"), _alloc(1, 1, 1), _profile(), uid=UID)
     t4, a100 = _by(objs, "Deployment", "demo-slow-t4"), _by(objs, "Deployment", "demo-slow-a100")
     assert _pod(t4)["containers"][0]["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
     assert _pod(a100)["containers"][0]["resources"] == {"limits": {"example.com/a100": "1"}}
@@ -188,6 +188,23 @@ def test_gpu_limit_selector_and_tolerations_come_from_the_pool() -> None:
     assert _env(t4)["HADIS_GPU_TYPE"] == "T4" and _env(a100)["HADIS_GPU_TYPE"] == "A100"
     gateway = _by(objs, "Deployment", "demo-gateway")
     assert "resources" not in _pod(gateway)["containers"][0]  # the gateway needs no GPU
+
+
+def test_emulated_workers_request_no_gpu_and_still_follow_the_pool() -> None:
+    """An emulated worker only sleeps: it must schedule on a node without GPUs, so it asks for a
+    little CPU and memory and no extended resource; placement still comes from the pool."""
+    objs = build_objects(_svc(), _alloc(1, 1, 1), _profile(), uid=UID)
+    for name in ("demo-fast-t4", "demo-slow-t4", "demo-slow-a100"):
+        resources = _pod(_by(objs, "Deployment", name))["containers"][0]["resources"]
+        assert resources == {"requests": {"cpu": "50m", "memory": "128Mi"}}, name
+    assert _pod(_by(objs, "Deployment", "demo-slow-t4"))["nodeSelector"] == {"gpu": "t4"}
+    # a variant's own engine wins over the service's
+    mixed = _svc(engine="diffusers", variants=[{"name": "fast", "engine": "emulated"}, {"name": "slow"}])
+    objs = build_objects(mixed, _alloc(1, 1, 1), _profile(), uid=UID)
+    assert "limits" not in _pod(_by(objs, "Deployment", "demo-fast-t4"))["containers"][0]["resources"]
+    assert _pod(_by(objs, "Deployment", "demo-slow-t4"))["containers"][0]["resources"] == {
+        "limits": {"nvidia.com/gpu": "1"}
+    }
 
 
 def test_pods_are_locked_down_and_probe_the_servers() -> None:
