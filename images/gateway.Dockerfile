@@ -20,6 +20,11 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="hadis-gateway" \
       org.opencontainers.image.description="HADIS gateway: router + discriminator cascade in front of the workers" \
       org.opencontainers.image.licenses="Apache-2.0"
+# a passwd and group entry for the numeric user: getpass.getuser() (and libraries that name caches
+# after the user) fails for a uid without one. --no-log-init keeps the sparse lastlog/faillog out.
+RUN groupadd --gid 65532 hadis \
+    && useradd --uid 65532 --gid 65532 --no-create-home --no-log-init --home-dir /tmp \
+       --shell /usr/sbin/nologin hadis
 COPY --from=build /opt/hadis /opt/hadis
 # HOME and the caches under /tmp: the operator runs this container with a read-only root
 # filesystem and an emptyDir on /tmp (hadis.reconcile.pods). HADIS_CONFIG_PATH is where the

@@ -20,6 +20,11 @@ FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="hadis-operator" \
       org.opencontainers.image.description="HADIS operator: MILP allocation and reconciliation of HadisServices" \
       org.opencontainers.image.licenses="Apache-2.0"
+# a passwd and group entry for the numeric user: getpass.getuser() fails for a uid without one, and
+# kopf calls it for its peering id at start. --no-log-init keeps the sparse lastlog/faillog out.
+RUN groupadd --gid 65532 hadis \
+    && useradd --uid 65532 --gid 65532 --no-create-home --no-log-init --home-dir /tmp \
+       --shell /usr/sbin/nologin hadis
 COPY --from=build /opt/hadis /opt/hadis
 # HOME and the caches under /tmp: the operator's manifests (and the chart) run every HADIS
 # container with a read-only root filesystem and an emptyDir on /tmp.

@@ -38,6 +38,11 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3.12 \
     && rm -rf /var/lib/apt/lists/*
+# a passwd and group entry for the numeric user: getpass.getuser() fails for a uid without one, and
+# torch (inductor/triton cache paths) calls it. --no-log-init keeps the sparse lastlog/faillog out.
+RUN groupadd --gid 65532 hadis \
+    && useradd --uid 65532 --gid 65532 --no-create-home --no-log-init --home-dir /tmp \
+       --shell /usr/sbin/nologin hadis
 COPY --from=build /opt/hadis /opt/hadis
 # HOME and every cache under /tmp: the operator runs this container with a read-only root
 # filesystem and an emptyDir on /tmp (hadis.reconcile.pods); the cascade ConfigMap is mounted at

@@ -8,6 +8,7 @@ import fnmatch
 import importlib.util
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,14 +22,23 @@ from hadis.reconcile.pods import RUN_AS, WORKER_PORT, container
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
-COMPONENTS = ("operator", "gateway", "worker")
+# worker-cpu: the worker with the emulated engine only (no torch) on the Python base, for CI clusters
+COMPONENTS = ("operator", "gateway", "worker", "worker-cpu")
+PYTHON_BASED = ("operator", "gateway", "worker-cpu")  # the rest: NVIDIA's CUDA base
 ENTRYPOINTS = {
     "operator": ["kopf", "run", "-m", "hadis.operator", "--standalone"],
     "gateway": ["python", "-m", "hadis_gateway"],
     "worker": ["python", "-m", "hadis_worker"],
+    "worker-cpu": ["python", "-m", "hadis_worker"],
 }
-PORTS = {"operator": 8080, "gateway": GatewaySettings().port, "worker": WORKER_PORT}
+PORTS = {
+    "operator": 8080,
+    "gateway": GatewaySettings().port,
+    "worker": WORKER_PORT,
+    "worker-cpu": WORKER_PORT,
+}
 BUILD_TOOLS = ("build-essential", "gcc", "g++", "python3-dev", "python3.12-venv", "git")
+IMAGES_SH = ROOT / ".ci" / "images.sh"
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,7 @@ def test_python_images_build_in_a_separate_stage(component: str) -> None:
         for tool in BUILD_TOOLS:
             installed = re.search(rf"(^|\s){re.escape(tool)}(\s|$)", run.args)
             assert not installed, f"{component}: {tool} in the runtime stage"
-    if component in ("operator", "gateway"):
+    if component in PYTHON_BASED:
         assert all(b.startswith("python:3.11-slim") for b in base_images(ins))
     else:
         assert all(b.startswith("nvidia/cuda:") for b in base_images(ins))
@@ -137,6 +147,67 @@ def test_runs_as_the_numeric_non_root_user_the_manifests_set(component: str) -> 
     users = final(parse(dockerfile(component)), "USER")
     assert users, f"{component}: no USER in the final stage"
     assert users[-1].args == f"{RUN_AS}:{RUN_AS}", f"{component}: USER must be {RUN_AS}:{RUN_AS} (numeric)"
+
+
+ACCOUNT_FLAGS = {
+    "-M": "--no-create-home",
+    "-m": "--create-home",
+    "-l": "--no-log-init",
+    "-r": "--system",
+    "-U": "--user-group",
+    "-N": "--no-user-group",
+}
+ACCOUNT_OPTIONS = {"-g": "--gid", "-u": "--uid", "-d": "--home-dir", "-s": "--shell"}
+
+
+def account_commands(run: str) -> list[tuple[str, dict[str, str], str]]:
+    """The ``groupadd`` / ``useradd`` commands of a RUN: (tool, options by long name, account name)."""
+    found = []
+    for part in re.split(r"&&|\|\||;", run):
+        argv = shlex.split(part)
+        if not argv or argv[0] not in ("groupadd", "useradd"):
+            continue
+        opts: dict[str, str] = {}
+        words = iter(argv[1:])
+        positional = []
+        for word in words:
+            word = ACCOUNT_FLAGS.get(word, ACCOUNT_OPTIONS.get(word, word))
+            if word in ACCOUNT_FLAGS.values():
+                opts[word] = ""
+            elif word.startswith("--") and "=" in word:
+                opts[word.partition("=")[0]] = word.partition("=")[2]
+            elif word.startswith("-"):
+                opts[word] = next(words)
+            else:
+                positional.append(word)
+        found.append((argv[0], opts, positional[-1] if positional else ""))
+    return found
+
+
+def test_the_runtime_user_has_a_passwd_and_group_entry(component: str) -> None:
+    """USER is numeric (for runAsNonRoot), but getpass.getuser() needs the uid in /etc/passwd: kopf
+    calls it for its peering id at start (KeyError: 'getpwuid(): uid not found'), torch for caches."""
+    ins = parse(dockerfile(component))
+    runtime = [i for i in ins if i.stage == max(i.stage for i in ins)]
+    user = [i for i in runtime if i.op == "USER"][-1]
+    uid, _, gid = user.args.partition(":")
+    groups: dict[str, str] = {}
+    users: dict[str, tuple[dict[str, str], str]] = {}
+    for run in (i for i in runtime[: runtime.index(user)] if i.op == "RUN"):  # as root: before USER
+        for tool, opts, name in account_commands(run.args):
+            if tool == "groupadd":
+                groups[opts.get("--gid", "")] = name
+            else:
+                users[opts.get("--uid", "")] = (opts, name)
+    assert gid in groups, f"{component}: no `groupadd --gid {gid} NAME` before USER in the runtime stage"
+    assert uid in users, f"{component}: no `useradd --uid {uid} ...` before USER in the runtime stage"
+    opts, name = users[uid]
+    assert name, f"{component}: useradd names no account"
+    assert opts.get("--gid") in (gid, groups[gid]), f"{component}: the user's primary group must be {gid}"
+    assert opts.get("--home-dir") == env_of(ins)["HOME"] == "/tmp", f"{component}: home /tmp, like HOME"
+    assert opts.get("--shell") == "/usr/sbin/nologin", f"{component}: a service account: no login shell"
+    assert "--no-create-home" in opts, f"{component}: /tmp is the pods' emptyDir: create no home"
+    assert "--no-log-init" in opts, f"{component}: a high uid without --no-log-init bloats lastlog (DL3046)"
 
 
 def test_entrypoint_is_exec_form_and_matches_the_operators_manifests(component: str) -> None:
@@ -163,6 +234,7 @@ def test_environment_fits_a_read_only_root_filesystem(component: str) -> None:
     if component == "worker":
         assert env.get("HF_HUB_OFFLINE") == "1", "weights come from the mounted volume, never the hub"
         assert env.get("HF_HOME", "").startswith("/tmp/")
+    if component.startswith("worker"):
         assert env.get("HADIS_MODEL_ROOT") == "/models"
 
 
@@ -234,10 +306,11 @@ def _make_images(engine: str) -> subprocess.CompletedProcess[str]:
 def test_make_images_tags_what_the_spec_defaults_to() -> None:
     run = _make_images("echo")  # `echo info` succeeds, `echo build ...` prints the command
     assert run.returncode == 0, run.stderr
-    tags = dict(re.findall(r"^build -f images/(\w+)\.Dockerfile -t (\S+) \.$", run.stdout, re.MULTILINE))
+    tags = dict(re.findall(r"^build -f images/([\w-]+)\.Dockerfile -t (\S+) \.$", run.stdout, re.MULTILINE))
     images = Images()
     assert tags["gateway"] == images.gateway and tags["worker"] == images.worker
     assert tags["operator"] == images.gateway.replace("gateway", "operator")
+    assert tags["worker-cpu"] == images.worker.replace("hadis-worker:", "hadis-worker-cpu:")
     assert list(tags) == list(COMPONENTS)
 
 
@@ -246,6 +319,28 @@ def test_make_images_without_an_engine_says_so() -> None:
     assert missing.returncode != 0 and "no container engine found" in missing.stderr
     silent = _make_images("false")  # installed, but its daemon does not answer
     assert silent.returncode != 0 and "'false info' failed" in silent.stderr
+
+
+def _images_sh_components() -> list[str]:
+    match = re.search(r"HADIS_IMAGES:-([\w -]+)}", IMAGES_SH.read_text(encoding="utf-8"))
+    assert match, ".ci/images.sh: no default HADIS_IMAGES list"
+    return match.group(1).split()
+
+
+def test_the_local_build_covers_the_python_images() -> None:
+    """`make images` without docker (IMAGE_ENGINE=local) builds these with .ci/images.sh on a local
+    base passed as --build-arg PYTHON_IMAGE, and mounts pip's config into the `build` stage only."""
+    assert sorted(_images_sh_components()) == sorted(PYTHON_BASED)
+    for component in _images_sh_components():
+        ins = parse(dockerfile(component))
+        assert "PYTHON_IMAGE" in arg_defaults(ins), f"{component}: the base must come from ARG PYTHON_IMAGE"
+        stages = [i.args.split() for i in ins if i.op == "FROM"]
+        assert all(words[0] == "${PYTHON_IMAGE}" for words in stages), f"{component}: FROM ${{PYTHON_IMAGE}}"
+        assert stages[0][1:] == ["AS", "build"], f"{component}: the first stage is `build`"
+        build_runs = [i.args for i in ins if i.op == "RUN" and i.stage == 0]
+        assert any("pip install" in r for r in build_runs), f"{component}: pip runs in the build stage"
+    check = subprocess.run(["bash", "-n", str(IMAGES_SH)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
 
 
 def _hadolint() -> str | None:
