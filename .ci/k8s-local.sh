@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane for the tests: etcd + kube-apiserver + kube-controller-manager on
 # 127.0.0.1, no kubelet (Pods stay Pending), built from Debian bookworm's `kubernetes` source package.
+# .ci/k8s-cluster.sh adds a node (containerd, kubelet, kube-proxy, kube-scheduler) on top of it.
 #
 #   .ci/k8s-local.sh build   build kube-apiserver and kube-controller-manager once, cached in
 #                            $HADIS_K8S_PREFIX/<version>-r<recipe>/bin (default /opt/hadis-k8s/1.20.2-r2/bin)
@@ -8,10 +9,15 @@
 #                            (default /tmp/hadis-k8s), wait until /readyz is ok, print KUBECONFIG
 #   .ci/k8s-local.sh stop    stop it and delete $HADIS_K8S_DIR
 #   .ci/k8s-local.sh env     print `export KUBECONFIG=...` for a running control plane
+#   .ci/k8s-local.sh bindir  print where the built binaries are (exit 1 when they are not built)
 #
 # Settings (environment): HADIS_K8S_DIR, HADIS_K8S_API_PORT (16443), HADIS_K8S_ETCD_PORT (23790),
 # HADIS_K8S_ETCD_PEER_PORT (23800), HADIS_K8S_PREFIX (/opt/hadis-k8s), HADIS_K8S_NO_BUILD=1 (start
-# fails instead of building), HADIS_K8S_KEEP_SRC=1 (keep the build tree).
+# fails instead of building), HADIS_K8S_KEEP_SRC=1 (keep the build tree), HADIS_K8S_BIND_ADDRESS
+# (127.0.0.1; .ci/k8s-cluster.sh sets its node address), HADIS_K8S_SERVICE_CIDR (10.0.0.0/24).
+#
+# The build also makes kubelet, kube-scheduler, kube-proxy and the static pause binary (the pod
+# sandbox) from the same source, for the one-node cluster of .ci/k8s-cluster.sh.
 #
 # Every step is idempotent: a second build is a no-op, a second start finds the running one.
 # Run it under `nice -n 19` on a shared machine: the children inherit the niceness.
@@ -19,7 +25,7 @@ set -euo pipefail
 
 K8S_VERSION="${HADIS_K8S_VERSION:-1.20.2}"
 # bump when the build recipe changes (patches below), so cached binaries of an older recipe are rebuilt
-RECIPE=2
+RECIPE=3
 PREFIX="${HADIS_K8S_PREFIX:-/opt/hadis-k8s}"
 BIN_DIR="$PREFIX/$K8S_VERSION-r$RECIPE/bin"
 BUILD_DIR="$PREFIX/build"
@@ -27,7 +33,10 @@ RUN_DIR="${HADIS_K8S_DIR:-/tmp/hadis-k8s}"
 API_PORT="${HADIS_K8S_API_PORT:-16443}"
 ETCD_PORT="${HADIS_K8S_ETCD_PORT:-23790}"
 ETCD_PEER_PORT="${HADIS_K8S_ETCD_PEER_PORT:-23800}"
-SERVICE_CIDR="10.0.0.0/24" # allocation range for Service cluster IPs; nothing listens there
+# the address the apiserver listens on and advertises: loopback for the control plane alone; the
+# one-node cluster (.ci/k8s-cluster.sh) sets its node's bridge address, which its pods can reach
+BIND_ADDRESS="${HADIS_K8S_BIND_ADDRESS:-127.0.0.1}"
+SERVICE_CIDR="${HADIS_K8S_SERVICE_CIDR:-10.0.0.0/24}" # Service cluster IPs (kube-proxy serves them on a node)
 START_TIMEOUT="${HADIS_K8S_START_TIMEOUT:-120}"
 DEB_SRC_LIST=/etc/apt/sources.list.d/hadis-deb-src.sources
 PACKAGES=(golang-go rsync make dpkg-dev etcd-server golang-github-modern-go-reflect2-dev openssl curl)
@@ -39,7 +48,11 @@ die() {
 }
 
 # ---------------------------------------------------------------- build
-have_binaries() { [[ -x "$BIN_DIR/kube-apiserver" && -x "$BIN_DIR/kube-controller-manager" ]]; }
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy pause)
+have_binaries() {
+  local b
+  for b in "${BINARIES[@]}"; do [[ -x "$BIN_DIR/$b" ]] || return 1; done
+}
 
 ensure_packages() {
   local missing=()
@@ -105,19 +118,28 @@ cmd_build() {
   if grep -rqF --include='*.go' "$zero_check" "$src/vendor"; then
     die "a vendored go-openapi zero-value check is left unpatched: $(grep -rlF --include='*.go' "$zero_check" "$src/vendor")"
   fi
-  log "building kube-apiserver and kube-controller-manager with $(go version) in $src (takes 6-15 min on 2 cores)"
+  log "building ${BINARIES[*]} with $(go version) in $src (takes 10-20 min on 2 cores)"
   (
     cd "$src"
     export GOCACHE="$BUILD_DIR/go-cache"
     unset GOFLAGS GO111MODULE GOPATH
     export KUBE_GIT_VERSION="v$K8S_VERSION" KUBE_GIT_TREE_STATE=clean KUBE_GIT_COMMIT=debian
-    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet cmd/kube-proxy"
   ) 2>&1 | sed -u 's/^/  [make] /' >&2
+  # the pod sandbox ("pause") image's only binary, from the same source: static, so a one-file image
+  # needs no registry
+  [[ -f "$src/build/pause/linux/pause.c" ]] || die "$src/build/pause/linux/pause.c missing"
+  gcc -Os -Wall -Werror -static -DVERSION=v3.2-hadis -o "$BUILD_DIR/pause" "$src/build/pause/linux/pause.c"
   local out
   out=$(find "$src/_output" -type f -name kube-apiserver -path '*/bin/*' | head -n1)
   [[ -n "$out" ]] || die "the build produced no kube-apiserver"
   mkdir -p "$BIN_DIR.tmp"
-  install -m 0755 "$(dirname "$out")/kube-apiserver" "$(dirname "$out")/kube-controller-manager" "$BIN_DIR.tmp/"
+  local b
+  for b in "${BINARIES[@]}"; do
+    [[ $b == pause ]] && continue
+    install -m 0755 "$(dirname "$out")/$b" "$BIN_DIR.tmp/"
+  done
+  install -m 0755 "$BUILD_DIR/pause" "$BIN_DIR.tmp/pause"
   rm -rf "$BIN_DIR" && mv "$BIN_DIR.tmp" "$BIN_DIR"
   local old # binaries of older recipes
   for old in "$PREFIX/$K8S_VERSION" "$PREFIX/$K8S_VERSION"-r*; do
@@ -131,14 +153,18 @@ cmd_build() {
 }
 
 # ---------------------------------------------------------------- start / stop
-pid_alive() { [[ -f "$RUN_DIR/$1.pid" ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+running() { # running PID: alive and not a zombie (an orphan waits for this machine's init to reap it)
+  [[ -r "/proc/$1/stat" ]] && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]
+}
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pid_alive() { [[ -f "$RUN_DIR/$1.pid" ]] && running "$(cat "$RUN_DIR/$1.pid")"; }
+
+port_free() { ! (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
 apiserver_ready() {
   [[ -f "$RUN_DIR/pki/admin.crt" ]] || return 1
   [[ "$(curl -sf --max-time 3 --cacert "$RUN_DIR/pki/ca.crt" --cert "$RUN_DIR/pki/admin.crt" \
-    --key "$RUN_DIR/pki/admin.key" "https://127.0.0.1:$API_PORT/readyz" 2>/dev/null)" == ok ]]
+    --key "$RUN_DIR/pki/admin.key" "https://$BIND_ADDRESS:$API_PORT/readyz" 2>/dev/null)" == ok ]]
 }
 
 kubeconfig() { # kubeconfig FILE USER: a kubeconfig with USER's client certificate, embedded
@@ -149,7 +175,7 @@ kind: Config
 clusters:
 - name: hadis-local
   cluster:
-    server: https://127.0.0.1:$API_PORT
+    server: https://$BIND_ADDRESS:$API_PORT
     certificate-authority-data: $($b64 <"$RUN_DIR/pki/ca.crt")
 users:
 - name: $user
@@ -162,6 +188,11 @@ contexts:
 current-context: hadis-local
 KUBECONFIG
   chmod 600 "$file"
+}
+
+service_ip() { # the first address of the Service range: the "kubernetes" Service's cluster IP
+  local net=${SERVICE_CIDR%/*}
+  echo "${net%.*}.$((${net##*.} + 1))"
 }
 
 make_pki() { # a CA, the apiserver's serving certificate, client certificates, the service-account key pair
@@ -188,9 +219,11 @@ make_pki() { # a CA, the apiserver's serving certificate, client certificates, t
       rm -f "$1.csr" "$ext"
     }
     cert apiserver "/CN=kube-apiserver" \
-      "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+      "IP:127.0.0.1,IP:$BIND_ADDRESS,IP:$(service_ip),DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
     cert admin "/O=system:masters/CN=hadis-admin"
     cert controller-manager "/CN=system:kube-controller-manager"
+    # the apiserver's identity towards kubelets (logs, exec): a node's kubelet trusts this CA
+    cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
     touch complete
@@ -231,7 +264,7 @@ wait_for() { # wait_for WHAT TIMEOUT CMD...: poll CMD until it succeeds
 default_service_account() { # created by the controller-manager's service-account controller
   curl -sf --max-time 3 --cacert "$RUN_DIR/pki/ca.crt" --cert "$RUN_DIR/pki/admin.crt" \
     --key "$RUN_DIR/pki/admin.key" -o /dev/null \
-    "https://127.0.0.1:$API_PORT/api/v1/namespaces/default/serviceaccounts/default"
+    "https://$BIND_ADDRESS:$API_PORT/api/v1/namespaces/default/serviceaccounts/default"
 }
 
 cmd_start() {
@@ -247,7 +280,8 @@ cmd_start() {
   cmd_build
   command -v etcd >/dev/null || ensure_packages
   local t0=$SECONDS
-  for port in "$API_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT"; do
+  port_free "$API_PORT" "$BIND_ADDRESS" || die "port $API_PORT on $BIND_ADDRESS is taken (set HADIS_K8S_API_PORT)"
+  for port in "$ETCD_PORT" "$ETCD_PEER_PORT"; do
     port_free "$port" || die "port $port on 127.0.0.1 is taken (set HADIS_K8S_API_PORT / HADIS_K8S_ETCD_PORT / HADIS_K8S_ETCD_PEER_PORT)"
   done
   mkdir -p "$RUN_DIR/logs"
@@ -264,20 +298,26 @@ cmd_start() {
     --initial-cluster "hadis-local=http://127.0.0.1:$ETCD_PEER_PORT" --log-level warn
   wait_for etcd 30 curl -sf --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" -o /dev/null
 
-  log "starting kube-apiserver on https://127.0.0.1:$API_PORT"
+  # a loopback address cannot be the "kubernetes" Service's endpoint: keep no endpoints then (nothing
+  # in a pod can reach loopback anyway); on a node address the apiserver keeps them itself
+  local reconciler=lease
+  [[ $BIND_ADDRESS == 127.* ]] && reconciler=none
+  log "starting kube-apiserver on https://$BIND_ADDRESS:$API_PORT"
   launch kube-apiserver "$BIN_DIR/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" --insecure-port 0 \
+    --bind-address "$BIND_ADDRESS" --advertise-address "$BIND_ADDRESS" --secure-port "$API_PORT" --insecure-port 0 \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
-    --client-ca-file "$pki/ca.crt" --authorization-mode RBAC --anonymous-auth=false \
+    --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$pki/apiserver-kubelet-client.key" --kubelet-preferred-address-types InternalIP \
+    --client-ca-file "$pki/ca.crt" --authorization-mode Node,RBAC --anonymous-auth=false \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --api-audiences https://kubernetes.default.svc.cluster.local \
-    --service-cluster-ip-range "$SERVICE_CIDR" --endpoint-reconciler-type none \
+    --service-cluster-ip-range "$SERVICE_CIDR" --endpoint-reconciler-type "$reconciler" \
     --allow-privileged --profiling=false --v 1
   wait_for kube-apiserver "$START_TIMEOUT" apiserver_ready
 
-  log "starting kube-controller-manager (no kubelet: Pods stay Pending)"
+  log "starting kube-controller-manager"
   launch kube-controller-manager "$BIN_DIR/kube-controller-manager" \
     --kubeconfig "$RUN_DIR/controller-manager.kubeconfig" \
     --use-service-account-credentials --service-account-private-key-file "$pki/sa.key" \
@@ -298,9 +338,9 @@ cmd_stop() {
       pid=$(cat "$RUN_DIR/$p.pid")
       [[ -z "$quiet" ]] && log "stopping $p (pid $pid)"
       kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
+      for _ in $(seq 1 100); do
+        running "$pid" || break
+        sleep 0.1
       done
       kill -9 "$pid" 2>/dev/null || true
       stopped=1
@@ -323,8 +363,9 @@ main() {
     start) cmd_start ;;
     stop) cmd_stop ;;
     env) cmd_env ;;
+    bindir) have_binaries && echo "$BIN_DIR" ;;
     *)
-      echo "usage: $0 build|start|stop|env" >&2
+      echo "usage: $0 build|start|stop|env|bindir" >&2
       return 2
       ;;
   esac
