@@ -31,13 +31,13 @@ run: install  ## the main job: the local stack on E1's first 2,500 requests, the
 	$(BIN)/hadis bench e1 --policy hadis --max-requests 2500 --out out/run
 	$(BIN)/hadis simulate --e1 --compare --out out/e1
 
-test: install-diffusers lint k8s-local prometheus-local  ## lint, type-check, layering contracts, then every test (e2e included)
+test: install-diffusers lint k8s-local prometheus-local cluster-images  ## lint, type-check, layering contracts, then every test (e2e included)
 	$(BIN)/python -m pytest -q tests
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-test-e2e: install k8s-local prometheus-local  ## the e2e tests on a real control plane (etcd + kube-apiserver + controller-manager)
+test-e2e: install k8s-local prometheus-local cluster-images  ## the e2e tests on a real control plane (etcd + kube-apiserver + controller-manager)
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
 # kube-apiserver + kube-controller-manager 1.20 from Debian's source package: built once (6-15 min on
@@ -80,18 +80,52 @@ profile: install  ## regenerate the packaged default profile from ../shared/data
 	$(BIN)/python scripts/build_default_profile.py
 
 # container images: images/<component>.Dockerfile with the repository root as context, tagged as the
-# HadisService spec's default images (spec.images) expect; IMAGE_ENGINE= docker, podman or buildah
+# HadisService spec's default images (spec.images) expect (images/README.md).
+# IMAGE_ENGINE=local: .ci/images.sh builds operator, gateway and worker-cpu with buildah on a Debian
+#   base it debootstraps itself (no registry), caches them in /opt/hadis-images (a second run with
+#   unchanged inputs takes a second), and imports them into the one-node cluster's containerd when
+#   its socket, $(HADIS_CLUSTER_DIR)/containerd/containerd.sock, exists; otherwise it only builds.
+# IMAGE_ENGINE=docker|podman|buildah: all four images (worker: CUDA) from the public base images.
+# Default: local where buildah is installed; else docker or podman if its daemon answers; else local
+# where apt-get can install buildah; else the first of docker, podman on PATH.
 IMAGE_PREFIX ?= hadis/hadis-
 IMAGE_TAG    ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
-IMAGE_ENGINE ?= $(firstword $(foreach e,docker podman buildah,$(if $(shell command -v $(e) 2>/dev/null),$(e))))
+HADIS_CLUSTER_DIR ?= /tmp/hadis-cluster
+IMAGE_ENGINE ?= $(shell \
+  if command -v buildah >/dev/null 2>&1; then echo local; exit; fi; \
+  for e in docker podman; do command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1 && { echo $$e; exit; }; done; \
+  if command -v apt-get >/dev/null 2>&1; then echo local; exit; fi; \
+  for e in docker podman; do command -v $$e >/dev/null 2>&1 && { echo $$e; exit; }; done)
 .PHONY: images
-images:  ## build the operator, gateway and worker images (needs docker, podman or buildah)
-	@if [ -z "$(IMAGE_ENGINE)" ]; then echo "make images: no container engine found (docker, podman or buildah on PATH); install one or run where one is, e.g. make images IMAGE_ENGINE=podman" >&2; exit 1; fi
-	@if ! $(IMAGE_ENGINE) info >/dev/null 2>&1; then echo "make images: '$(IMAGE_ENGINE) info' failed: $(IMAGE_ENGINE) is installed but no container engine answers (no daemon running, or no access to it); start one, or choose another with IMAGE_ENGINE=docker|podman|buildah" >&2; exit 1; fi
-	@set -e; for c in operator gateway worker; do \
-	  echo "$(IMAGE_ENGINE) build -f images/$$c.Dockerfile -t $(IMAGE_PREFIX)$$c:$(IMAGE_TAG) ."; \
-	  $(IMAGE_ENGINE) build -f images/$$c.Dockerfile -t $(IMAGE_PREFIX)$$c:$(IMAGE_TAG) .; \
+images:  ## build the images (IMAGE_ENGINE=local: operator, gateway, worker-cpu, imported into the local cluster)
+	@set -e; engine='$(IMAGE_ENGINE)'; \
+	if [ "$$engine" = local ]; then \
+	  HADIS_IMAGE_PREFIX='$(IMAGE_PREFIX)' HADIS_IMAGE_TAG='$(IMAGE_TAG)' bash .ci/images.sh build; \
+	  sock='$(HADIS_CLUSTER_DIR)/containerd/containerd.sock'; \
+	  if [ -S "$$sock" ]; then bash .ci/images.sh import "$$sock"; \
+	  else echo "make images: no cluster containerd at $$sock: built and cached only (.ci/images.sh list; import with .ci/images.sh import SOCKET)"; fi; \
+	  exit 0; \
+	fi; \
+	if [ -z "$$engine" ]; then echo "make images: no container engine found (docker, podman or buildah on PATH); install one or run where one is, e.g. make images IMAGE_ENGINE=podman" >&2; exit 1; fi; \
+	if ! $$engine info >/dev/null 2>&1; then echo "make images: '$$engine info' failed: $$engine is installed but no container engine answers (no daemon running, or no access to it); start one, or choose another with IMAGE_ENGINE=docker|podman|buildah|local" >&2; exit 1; fi; \
+	for c in operator gateway worker worker-cpu; do \
+	  echo "$$engine build -f images/$$c.Dockerfile -t $(IMAGE_PREFIX)$$c:$(IMAGE_TAG) ."; \
+	  $$engine build -f images/$$c.Dockerfile -t $(IMAGE_PREFIX)$$c:$(IMAGE_TAG) .; \
 	done
+
+# the one-node cluster whose pods run (.ci/k8s-cluster.sh): the control plane above plus
+# kube-scheduler, containerd, kubelet, kube-proxy and cluster DNS, with the images imported
+.PHONY: cluster-images cluster-up cluster-down
+cluster-images:  ## build (or reuse) the images the one-node cluster runs: operator, gateway, worker-cpu
+	bash .ci/images.sh build
+
+cluster-up: install k8s-local cluster-images  ## start the one-node cluster on this machine (root) with the images
+	HADIS_CLUSTER_DIR=$(HADIS_CLUSTER_DIR) bash .ci/k8s-cluster.sh up
+	bash .ci/images.sh import $(HADIS_CLUSTER_DIR)/containerd/containerd.sock
+	@HADIS_CLUSTER_DIR=$(HADIS_CLUSTER_DIR) bash .ci/k8s-cluster.sh env
+
+cluster-down:  ## stop the one-node cluster and put the host back as it was
+	HADIS_CLUSTER_DIR=$(HADIS_CLUSTER_DIR) bash .ci/k8s-cluster.sh down
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .mypy_cache .ruff_cache .pytest_cache

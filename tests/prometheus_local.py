@@ -88,6 +88,13 @@ class LocalPrometheus:
         tmp.write_text(json.dumps(_groups(self._file_targets)))
         os.replace(tmp, self.file_sd)
 
+    def set_targets(self, targets: Sequence[Target]) -> None:
+        """Scrape exactly these in the file_sd job (a discovery loop's current view)."""
+        self._file_targets = list(targets)
+        tmp = self.file_sd.with_suffix(".tmp")
+        tmp.write_text(json.dumps(_groups(self._file_targets)))
+        os.replace(tmp, self.file_sd)
+
     def api(self, path: str, **params: str) -> Any:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
         with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=5) as resp:
@@ -136,7 +143,9 @@ class LocalPrometheus:
                 self.proc.wait(5)
 
 
-def _config(static: Sequence[Target], file_sd: Path, scrape_interval: str) -> dict[str, Any]:
+def _config(
+    static: Sequence[Target], file_sd: Path, scrape_interval: str, extra: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
     return {
         "global": {
             "scrape_interval": scrape_interval,
@@ -149,6 +158,7 @@ def _config(static: Sequence[Target], file_sd: Path, scrape_interval: str) -> di
                 "job_name": "file_sd",
                 "file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}],
             },
+            *(dict(job) for job in extra),
         ],
     }
 
@@ -181,37 +191,46 @@ def _wait_ready(prom: LocalPrometheus, timeout_s: float) -> None:
     raise RuntimeError(f"prometheus not ready after {timeout_s} s:\n{prom.log()[-3000:]}")
 
 
-def _start(binary: str, workdir: Path, config: Path, file_sd: Path) -> LocalPrometheus:
+def _start(binary: str, workdir: Path, config: Path, file_sd: Path, host: str) -> LocalPrometheus:
     port = _free_port()
     log_path = workdir / f"prometheus-{port}.log"
     cmd = [
         binary,
         f"--config.file={config}",
         f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.listen-address={host}:{port}",
         "--storage.tsdb.retention.time=1h",
         "--log.level=warn",
     ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return LocalPrometheus(f"http://127.0.0.1:{port}", workdir, proc, log_path, file_sd, cmd=cmd)
+    return LocalPrometheus(f"http://{host}:{port}", workdir, proc, log_path, file_sd, cmd=cmd)
 
 
 @contextmanager
 def running_prometheus(
-    targets: Sequence[Target] = (), *, scrape_interval: str = "1s", timeout_s: float = START_TIMEOUT_S
+    targets: Sequence[Target] = (),
+    *,
+    scrape_interval: str = "1s",
+    timeout_s: float = START_TIMEOUT_S,
+    host: str = "127.0.0.1",
+    scrape_configs: Sequence[Mapping[str, Any]] = (),
 ) -> Iterator[LocalPrometheus]:
-    """A running Prometheus scraping ``targets`` (and whatever ``add_targets`` adds later)."""
+    """A running Prometheus scraping ``targets`` (and whatever ``add_targets`` adds later), and the
+    jobs in ``scrape_configs``; it listens on ``host`` (loopback, or a test cluster's node address
+    that its pods reach)."""
     binary = prometheus_binary()
     workdir = Path(tempfile.mkdtemp(prefix="hadis-prometheus-"))
     file_sd = workdir / "file_sd.json"
     file_sd.write_text("[]")
     config = workdir / "prometheus.yml"
-    config.write_text(yaml.safe_dump(_config(targets, file_sd, scrape_interval), sort_keys=False))
+    config.write_text(
+        yaml.safe_dump(_config(targets, file_sd, scrape_interval, scrape_configs), sort_keys=False)
+    )
     prom: LocalPrometheus | None = None
     try:
         for attempt in range(3):  # a free port can be taken before prometheus binds it: try another
-            prom = _start(binary, workdir, config, file_sd)
+            prom = _start(binary, workdir, config, file_sd, host)
             try:
                 _wait_ready(prom, timeout_s)
                 break

@@ -1,4 +1,5 @@
-"""Fixtures for the e2e tests: a real control plane (.ci/k8s-local.sh) per test session."""
+"""Fixtures for the e2e tests: a real control plane (.ci/k8s-local.sh) per test session, and the
+one-node cluster whose pods run (.ci/k8s-cluster.sh) for the tests that need it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.k8s_cluster import Cluster, running_cluster
 from tests.k8s_local import ControlPlane, install_crd, running_control_plane
 
 
@@ -23,3 +25,14 @@ def control_plane() -> Iterator[ControlPlane]:
 def hadis_crd(control_plane: ControlPlane) -> dict[str, Any]:
     """The committed CRD (crds/), installed and Established."""
     return install_crd(control_plane.api)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The one-node cluster with the project's images; fails (never skips) without its binaries or
+    images, and fails at teardown when taking it down left anything on the host."""
+    try:
+        with running_cluster() as c:
+            yield c
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
