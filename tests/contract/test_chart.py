@@ -24,6 +24,19 @@ def test_the_chart_deploys_the_package_version() -> None:
     assert values["image"]["tag"] == "", "an empty tag means the appVersion: keep it so"
 
 
+def test_the_chart_default_image_is_the_one_make_images_builds() -> None:
+    """helm install with default values must find the operator image `make images` (and the local
+    build, .ci/images.sh) tagged: IMAGE_PREFIX + operator."""
+    makefile = (ROOT / "Makefile").read_text()
+    prefix = re.search(r"^IMAGE_PREFIX\s*\?=\s*(\S+)", makefile, re.M)
+    assert prefix, "Makefile has no IMAGE_PREFIX"
+    script = (ROOT / ".ci" / "images.sh").read_text()
+    local = re.search(r'PREFIX="\$\{HADIS_IMAGE_PREFIX:-([^}]+)\}"', script)
+    assert local, ".ci/images.sh has no default HADIS_IMAGE_PREFIX"
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["image"]["repository"] == f"{prefix.group(1)}operator" == f"{local.group(1)}operator"
+
+
 def test_every_values_key_has_a_comment() -> None:
     lines = (CHART / "values.yaml").read_text().splitlines()
     undocumented = []
