@@ -156,51 +156,14 @@ restore_host() {
 }
 
 # ---------------------------------------------------------------- certificates and kubeconfigs
-node_pki() { # client certificates of the node's components, from the control plane's CA
-  local pki="$CP_DIR/pki" n
+node_pki() { # the node components' certificates and kubeconfigs, from the control plane's CA
+  local pki="$CP_DIR/pki"
   [[ -f "$pki/node-complete" ]] && return 0
-  cert() { # cert NAME SUBJECT [SERVER_SAN]
-    openssl req -newkey rsa:2048 -nodes -keyout "$pki/$1.key" -out "$pki/$1.csr" -subj "$2" 2>/dev/null
-    {
-      echo "basicConstraints=CA:FALSE"
-      if [[ -n "${3:-}" ]]; then
-        echo "subjectAltName=$3"
-        echo "extendedKeyUsage=serverAuth"
-      else echo "extendedKeyUsage=clientAuth"; fi
-    } >"$pki/$1.ext"
-    openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
-      -out "$pki/$1.crt" -days 30 -extfile "$pki/$1.ext" 2>/dev/null
-    rm -f "$pki/$1.csr" "$pki/$1.ext"
-  }
-  cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME"
-  cert kubelet-serving "/CN=$NODE_NAME" "IP:$NODE_IP,DNS:$NODE_NAME"
-  cert kube-proxy "/CN=system:kube-proxy"
-  cert kube-scheduler "/CN=system:kube-scheduler"
-  for n in kubelet kube-proxy kube-scheduler; do kubeconfig_for "$n"; done
+  k8s_local credentials kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" >/dev/null
+  k8s_local credentials kubelet-serving "/CN=$NODE_NAME" "IP:$NODE_IP,DNS:$NODE_NAME" >/dev/null
+  k8s_local credentials kube-proxy "/CN=system:kube-proxy" >/dev/null
+  k8s_local credentials kube-scheduler "/CN=system:kube-scheduler" >/dev/null
   touch "$pki/node-complete"
-}
-
-kubeconfig_for() { # a kubeconfig with NAME's client certificate
-  local name=$1 pki="$CP_DIR/pki" b64='base64 -w0'
-  cat >"$DIR/$name.kubeconfig" <<KUBECONFIG
-apiVersion: v1
-kind: Config
-clusters:
-- name: hadis-cluster
-  cluster:
-    server: https://$NODE_IP:$API_PORT
-    certificate-authority-data: $($b64 <"$pki/ca.crt")
-users:
-- name: $name
-  user:
-    client-certificate-data: $($b64 <"$pki/$name.crt")
-    client-key-data: $($b64 <"$pki/$name.key")
-contexts:
-- name: hadis-cluster
-  context: {cluster: hadis-cluster, user: $name, namespace: default}
-current-context: hadis-cluster
-KUBECONFIG
-  chmod 600 "$DIR/$name.kubeconfig"
 }
 
 # ---------------------------------------------------------------- the pieces
@@ -312,7 +275,7 @@ start_control_plane() {
 
 start_scheduler() {
   log "starting kube-scheduler"
-  launch kube-scheduler "$(bin_dir)/kube-scheduler" --kubeconfig "$DIR/kube-scheduler.kubeconfig" \
+  launch kube-scheduler "$(bin_dir)/kube-scheduler" --kubeconfig "$CP_DIR/kube-scheduler.kubeconfig" \
     --leader-elect=false --port 0 --secure-port 0 --profiling=false --v 1
 }
 
@@ -347,7 +310,7 @@ imageGCLowThresholdPercent: 99
 maxPods: 60
 YAML
   log "starting kubelet (node $NODE_NAME at $NODE_IP)"
-  launch kubelet "$(bin_dir)/kubelet" --config "$DIR/kubelet.yaml" --kubeconfig "$DIR/kubelet.kubeconfig" \
+  launch kubelet "$(bin_dir)/kubelet" --config "$DIR/kubelet.yaml" --kubeconfig "$CP_DIR/kubelet.kubeconfig" \
     --container-runtime remote --container-runtime-endpoint "unix://$CTR_SOCK" \
     --image-service-endpoint "unix://$CTR_SOCK" --runtime-request-timeout 5m \
     --pod-infra-container-image "$SANDBOX_IMAGE" --root-dir "$DIR/kubelet" \
@@ -357,7 +320,7 @@ YAML
 
 start_proxy() {
   log "starting kube-proxy (iptables mode)"
-  launch kube-proxy "$(bin_dir)/kube-proxy" --kubeconfig "$DIR/kube-proxy.kubeconfig" \
+  launch kube-proxy "$(bin_dir)/kube-proxy" --kubeconfig "$CP_DIR/kube-proxy.kubeconfig" \
     --hostname-override "$NODE_NAME" --cluster-cidr "$POD_CIDR" --proxy-mode iptables \
     --bind-address "$NODE_IP" --healthz-bind-address 127.0.0.1:10256 \
     --metrics-bind-address 127.0.0.1:10249 --conntrack-max-per-core 0 \
@@ -500,7 +463,7 @@ cmd_down() {
   stop_pid kubelet 15
   remove_containers
   stop_pid kube-proxy
-  if [[ -f "$DIR/kube-proxy.kubeconfig" ]]; then
+  if [[ -f "$CP_DIR/kube-proxy.kubeconfig" ]]; then
     "$(k8s_local bindir 2>/dev/null || echo /nonexistent)/kube-proxy" --cleanup >/dev/null 2>&1 || true
   fi
   stop_pid containerd 15

@@ -10,6 +10,8 @@
 #   .ci/k8s-local.sh stop    stop it and delete $HADIS_K8S_DIR
 #   .ci/k8s-local.sh env     print `export KUBECONFIG=...` for a running control plane
 #   .ci/k8s-local.sh bindir  print where the built binaries are (exit 1 when they are not built)
+#   .ci/k8s-local.sh credentials NAME SUBJECT [SANS]  a certificate (and for a client a kubeconfig)
+#                            from the running control plane's CA, for a node's components
 #
 # Settings (environment): HADIS_K8S_DIR, HADIS_K8S_API_PORT (16443), HADIS_K8S_ETCD_PORT (23790),
 # HADIS_K8S_ETCD_PEER_PORT (23800), HADIS_K8S_PREFIX (/opt/hadis-k8s), HADIS_K8S_NO_BUILD=1 (start
@@ -195,39 +197,46 @@ service_ip() { # the first address of the Service range: the "kubernetes" Servic
   echo "${net%.*}.$((${net##*.} + 1))"
 }
 
+issue_cert() { # issue_cert NAME SUBJECT [SERVER_SANS]: $RUN_DIR/pki/NAME.{crt,key}, signed by the CA
+  local pki="$RUN_DIR/pki" ext="$RUN_DIR/pki/$1.ext"
+  openssl req -newkey rsa:2048 -nodes -keyout "$pki/$1.key" -out "$pki/$1.csr" -subj "$2" 2>/dev/null
+  echo "basicConstraints=CA:FALSE" >"$ext"
+  if [[ -n "${3:-}" ]]; then
+    echo "subjectAltName=$3" >>"$ext"
+    echo "extendedKeyUsage=serverAuth" >>"$ext"
+  else
+    echo "extendedKeyUsage=clientAuth" >>"$ext"
+  fi
+  openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -out "$pki/$1.crt" -days 30 -extfile "$ext" 2>/dev/null
+  rm -f "$pki/$1.csr" "$ext"
+}
+
 make_pki() { # a CA, the apiserver's serving certificate, client certificates, the service-account key pair
   local pki="$RUN_DIR/pki"
   [[ -f "$pki/complete" ]] && return 0
   log "creating certificates in $pki (openssl)"
   mkdir -p "$pki"
-  (
-    cd "$pki"
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 \
-      -subj "/CN=hadis-local-ca" 2>/dev/null
-    cert() { # cert NAME SUBJECT [SAN]
-      openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
-      local ext="$1.ext"
-      echo "basicConstraints=CA:FALSE" >"$ext"
-      if [[ -n "${3:-}" ]]; then
-        echo "subjectAltName=$3" >>"$ext"
-        echo "extendedKeyUsage=serverAuth" >>"$ext"
-      else
-        echo "extendedKeyUsage=clientAuth" >>"$ext"
-      fi
-      openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$1.crt" -days 30 \
-        -extfile "$ext" 2>/dev/null
-      rm -f "$1.csr" "$ext"
-    }
-    cert apiserver "/CN=kube-apiserver" \
-      "IP:127.0.0.1,IP:$BIND_ADDRESS,IP:$(service_ip),DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
-    cert admin "/O=system:masters/CN=hadis-admin"
-    cert controller-manager "/CN=system:kube-controller-manager"
-    # the apiserver's identity towards kubelets (logs, exec): a node's kubelet trusts this CA
-    cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
-    openssl genrsa -out sa.key 2048 2>/dev/null
-    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
-    touch complete
-  )
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.crt" -days 30 \
+    -subj "/CN=hadis-local-ca" 2>/dev/null
+  issue_cert apiserver "/CN=kube-apiserver" \
+    "IP:127.0.0.1,IP:$BIND_ADDRESS,IP:$(service_ip),DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  issue_cert admin "/O=system:masters/CN=hadis-admin"
+  issue_cert controller-manager "/CN=system:kube-controller-manager"
+  # the apiserver's identity towards kubelets (logs, exec): a node's kubelet trusts this CA
+  issue_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+  openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  touch "$pki/complete"
+}
+
+cmd_credentials() { # credentials NAME SUBJECT [SERVER_SANS]: a certificate from this control plane's CA;
+  # a client's (no SANs) also gets $RUN_DIR/NAME.kubeconfig. Prints the certificate's path.
+  [[ $# -ge 2 ]] || die "usage: $0 credentials NAME SUBJECT [SERVER_SANS]"
+  [[ -f "$RUN_DIR/pki/complete" ]] || die "no control plane certificates in $RUN_DIR (.ci/k8s-local.sh start)"
+  issue_cert "$@"
+  [[ -n "${3:-}" ]] || kubeconfig "$RUN_DIR/$1.kubeconfig" "$1"
+  echo "$RUN_DIR/pki/$1.crt"
 }
 
 launch() { # launch NAME CMD...: run in the background, detached, logging to $RUN_DIR/logs/NAME.log
@@ -364,8 +373,9 @@ main() {
     stop) cmd_stop ;;
     env) cmd_env ;;
     bindir) have_binaries && echo "$BIN_DIR" ;;
+    credentials) cmd_credentials "${@:2}" ;;
     *)
-      echo "usage: $0 build|start|stop|env|bindir" >&2
+      echo "usage: $0 build|start|stop|env|bindir|credentials" >&2
       return 2
       ;;
   esac
