@@ -31,13 +31,13 @@ run: install  ## the main job: the local stack on E1's first 2,500 requests, the
 	$(BIN)/hadis bench e1 --policy hadis --max-requests 2500 --out out/run
 	$(BIN)/hadis simulate --e1 --compare --out out/e1
 
-test: install-diffusers lint k8s-local prometheus-local cluster-images  ## lint, type-check, layering contracts, then every test (e2e included)
+test: install-diffusers lint k8s-local prometheus-local cluster-deps cluster-images  ## lint, type-check, layering contracts, then every test (e2e included)
 	$(BIN)/python -m pytest -q tests
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-test-e2e: install k8s-local prometheus-local cluster-images  ## the e2e tests on a real control plane (etcd + kube-apiserver + controller-manager)
+test-e2e: install k8s-local prometheus-local cluster-deps cluster-images  ## the e2e tests on a real control plane (etcd + kube-apiserver + controller-manager)
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
 # kube-apiserver + kube-controller-manager 1.20 from Debian's source package: built once (6-15 min on
@@ -115,11 +115,14 @@ images:  ## build the images (IMAGE_ENGINE=local: operator, gateway, worker-cpu,
 
 # the one-node cluster whose pods run (.ci/k8s-cluster.sh): the control plane above plus
 # kube-scheduler, containerd, kubelet, kube-proxy and cluster DNS, with the images imported
-.PHONY: cluster-images cluster-up cluster-down
+.PHONY: cluster-deps cluster-images cluster-up cluster-down
+cluster-deps:  ## install the Debian packages the one-node cluster's node needs (containerd, runc, CNI plugins, iptables, dnsmasq)
+	bash .ci/k8s-cluster.sh install
+
 cluster-images:  ## build (or reuse) the images the one-node cluster runs: operator, gateway, worker-cpu
 	bash .ci/images.sh build
 
-cluster-up: install k8s-local cluster-images  ## start the one-node cluster on this machine (root) with the images
+cluster-up: install k8s-local cluster-deps cluster-images  ## start the one-node cluster on this machine (root) with the images
 	HADIS_CLUSTER_DIR=$(HADIS_CLUSTER_DIR) bash .ci/k8s-cluster.sh up
 	bash .ci/images.sh import $(HADIS_CLUSTER_DIR)/containerd/containerd.sock
 	@HADIS_CLUSTER_DIR=$(HADIS_CLUSTER_DIR) bash .ci/k8s-cluster.sh env

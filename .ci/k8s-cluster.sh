@@ -5,6 +5,7 @@
 # kube-proxy) and cluster DNS (dnsmasq fed by .ci/cluster_dns.py). No registry: images are
 # imported into the node's containerd (.ci/images.sh import, `make images`).
 #
+#   .ci/k8s-cluster.sh install  install the Debian packages the node needs (containerd, CNI plugins, ...)
 #   .ci/k8s-cluster.sh up       start it (builds the binaries once if needed); prints KUBECONFIG
 #   .ci/k8s-cluster.sh down     stop everything, and put back what it changed on the host
 #   .ci/k8s-cluster.sh env      print `export KUBECONFIG=...` and the node's addresses
@@ -510,12 +511,13 @@ cmd_env() {
 
 main() {
   case "${1:-}" in
+    install) ensure_packages ;;
     up) cmd_up ;;
     down) cmd_down ;;
     env) cmd_env ;;
     status) cmd_status ;;
     *)
-      echo "usage: $0 up|down|env|status" >&2
+      echo "usage: $0 install|up|down|env|status" >&2
       return 2
       ;;
   esac
