@@ -43,6 +43,9 @@ SYSCTLS = (
     "net.bridge.bridge-nf-call-iptables",
     "net.bridge.bridge-nf-call-ip6tables",
 )
+#: what the cluster tests report for the end of the run (tests/e2e/conftest.py prints it in pytest's
+#: summary, so `make test`'s quiet output shows the timeline too)
+SUMMARY: list[str] = []
 #: iptables chains that the node's parts create (kube-proxy, the kubelet, CNI, the isolation rule)
 NODE_CHAINS = re.compile(r"^:(KUBE-|CNI-|HADIS-)", re.M)
 
@@ -196,7 +199,8 @@ def running_cluster(bridge: str = "hadis0") -> Iterator[Cluster]:
     try:
         if up.returncode != 0:
             raise RuntimeError(f"{SCRIPT.name} up failed (exit {up.returncode}):\n{up.stderr[-6000:]}")
-        print(f"\ncluster: up in {time.monotonic() - t0:.1f} s")
+        SUMMARY.append(f"cluster up in {time.monotonic() - t0:.1f} s ({SCRIPT.name} up)")
+        print(f"\n{SUMMARY[-1]}")
         values = dict(
             line.removeprefix("export ").split("=", 1)
             for line in subprocess.run(
@@ -219,7 +223,8 @@ def running_cluster(bridge: str = "hadis0") -> Iterator[Cluster]:
                 f"build the images with `make cluster-images`:\n"
                 f"{imported.stderr[-4000:]}"
             )
-        print(f"cluster: images imported in {time.monotonic() - t1:.1f} s")
+        SUMMARY.append(f"images imported into the node in {time.monotonic() - t1:.1f} s")
+        print(SUMMARY[-1])
         kubeconfig = Path(values["KUBECONFIG"])
         api = config.new_client_from_config(config_file=str(kubeconfig))
         try:
@@ -235,10 +240,15 @@ def running_cluster(bridge: str = "hadis0") -> Iterator[Cluster]:
         finally:
             api.close()
     finally:
+        t2 = time.monotonic()
         down = subprocess.run(
             ["bash", str(SCRIPT), "down"], env=env, capture_output=True, text=True, timeout=300, check=False
         )
         left = leftovers(cluster_dir, bridge, before)
+        SUMMARY.append(
+            f"cluster down in {time.monotonic() - t2:.1f} s; left on the host: {left or 'nothing'} "
+            f"(processes, mounts, bridge, iptables chains, sysctls {', '.join(SYSCTLS)}, cgroups)"
+        )
         if down.returncode != 0 or left:
             raise RuntimeError(
                 f"{SCRIPT.name} down (exit {down.returncode}) left the host changed: {left}\n"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.k8s_cluster import Cluster, running_cluster
+from tests.k8s_cluster import SUMMARY, Cluster, running_cluster
 from tests.k8s_local import ControlPlane, install_crd, running_control_plane
 
 
@@ -36,3 +36,11 @@ def cluster() -> Iterator[Cluster]:
             yield c
     except RuntimeError as e:
         pytest.fail(str(e), pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The one-node cluster's timeline and figures, also when pytest runs quietly (-q)."""
+    if SUMMARY:
+        terminalreporter.section("one-node cluster")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)

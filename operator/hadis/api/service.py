@@ -102,7 +102,12 @@ class SecretKeyRef(ApiModel):
 
 
 class GatewaySettings(ApiModel):
-    replicas: int = Field(1, ge=1)
+    replicas: int = Field(
+        1,
+        ge=1,
+        description="gateway pods behind the Service; 2 or more to replace or lose one without "
+        "turning clients away",
+    )
     port: int = Field(8000, ge=1, le=65535)
     queue_capacity: int = Field(1024, ge=1, description="requests held before answering 429")
     score_window: int = Field(1000, ge=10, description="live scores kept for threshold calibration")

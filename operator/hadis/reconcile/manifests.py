@@ -41,6 +41,8 @@ from hadis.reconcile.pods import (
     CONFIG_DIR,
     CONFIG_KEY,
     CONFIG_PATH,
+    GATEWAY_GRACE_S,
+    GATEWAY_PRESTOP_S,
     MODEL_DIR,
     PROFILE_DIR,
     WORKER_DRAIN_S,
@@ -48,6 +50,7 @@ from hadis.reconcile.pods import (
     container,
     http_probe,
     pod_spec,
+    pre_stop_sleep,
     worker_env,
     worker_resources,
 )
@@ -262,6 +265,7 @@ def _gateway_objects(svc: HadisService, uid: str) -> list[Obj]:
         "volumeMounts": mounts,
         "livenessProbe": http_probe("/healthz", period=10, failures=3, timeout=5),
         "readinessProbe": http_probe("/readyz", period=5, failures=2, timeout=2),
+        "lifecycle": pre_stop_sleep(GATEWAY_PRESTOP_S),
     }
     name = gateway_name(svc)
     deployment = {
@@ -274,7 +278,7 @@ def _gateway_objects(svc: HadisService, uid: str) -> list[Obj]:
             "selector": {"matchLabels": _selector(svc, "gateway")},
             "template": {
                 "metadata": {"labels": labels, "annotations": _scrape_annotations(gw.port)},
-                "spec": pod_spec([main], volumes, grace_s=30),
+                "spec": pod_spec([main], volumes, grace_s=GATEWAY_GRACE_S),
             },
         },
     }

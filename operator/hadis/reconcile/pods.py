@@ -29,6 +29,11 @@ API_KEYS_MODE = 0o440
 WORKER_PORT = 8001
 WORKER_DRAIN_S = 30
 RUN_AS = 65532
+#: seconds a gateway pod keeps accepting connections after it is told to stop (preStop), before its
+#: server stops listening: the time every node's Service rules take to drop it, so a replaced
+#: gateway pod turns no client away while another replica is there
+GATEWAY_PRESTOP_S = 5
+GATEWAY_GRACE_S = 30
 #: what an emulated worker asks the scheduler for: it sleeps through the profiled latencies and holds
 #: a placeholder image per request, so a little CPU and memory and no GPU (it runs on any node)
 EMULATED_WORKER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
@@ -85,6 +90,12 @@ def pod_spec(containers: list[Obj], volumes: list[Obj], grace_s: int) -> Obj:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
+
+
+def pre_stop_sleep(seconds: int) -> Obj:
+    """A container ``lifecycle`` that waits ``seconds`` before the stop signal (every HADIS image
+    has coreutils' ``sleep``)."""
+    return {"preStop": {"exec": {"command": ["sleep", str(seconds)]}}}
 
 
 def worker_resources(engine: str, pool: GpuPool) -> Obj:

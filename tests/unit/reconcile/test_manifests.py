@@ -190,6 +190,15 @@ def test_gpu_limit_selector_and_tolerations_come_from_the_pool() -> None:
     assert "resources" not in _pod(gateway)["containers"][0]  # the gateway needs no GPU
 
 
+def test_a_stopping_gateway_keeps_listening_until_the_service_has_dropped_it() -> None:
+    """preStop sleeps before SIGTERM (which closes the listener): without it a replaced gateway pod
+    refuses connections that the Service still sends it; the grace period covers sleep and drain."""
+    pod = _pod(_by(build_objects(_svc(), _alloc(1, 1, 1), _profile(), uid=UID), "Deployment", "demo-gateway"))
+    (c,) = pod["containers"]
+    assert c["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+    assert pod["terminationGracePeriodSeconds"] >= 5 + 20
+
+
 def test_emulated_workers_request_no_gpu_and_still_follow_the_pool() -> None:
     """An emulated worker only sleeps: it must schedule on a node without GPUs, so it asks for a
     little CPU and memory and no extended resource; placement still comes from the pool."""
