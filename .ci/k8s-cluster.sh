@@ -131,6 +131,12 @@ record_host() { # once per `up`, before anything changes
   [[ -d /var/lib/cni ]] && touch "$DIR/host/had-var-lib-cni"
   [[ -d /var/lib/kubelet ]] && touch "$DIR/host/had-var-lib-kubelet"
   [[ -d /run/containerd ]] && touch "$DIR/host/had-run-containerd"
+  [[ -d /run/netns ]] && touch "$DIR/host/had-run-netns"
+  # the kubelet writes container logs under /var/log/pods and links them from /var/log/containers
+  local d
+  for d in /var/log/pods /var/log/containers; do
+    [[ -d "$d" ]] && ls -A "$d" >"$DIR/host/entries-${d##*/}"
+  done
   touch "$DIR/host/recorded"
 }
 
@@ -447,6 +453,18 @@ remove_cgroups() { # what the kubelet made for its pods (kubepods) in each hiera
   done
 }
 
+remove_new_entries() { # remove_new_entries DIR: what the cluster added to DIR (all of DIR if it made it)
+  local dir=$1 list="$DIR/host/entries-${1##*/}" e
+  [[ -d "$dir" ]] || return 0
+  if [[ ! -f "$list" ]]; then
+    rm -rf "$dir"
+    return 0
+  fi
+  while IFS= read -r e; do
+    grep -qxF "$e" "$list" || rm -rf "${dir:?}/$e"
+  done < <(ls -A "$dir")
+}
+
 cmd_down() {
   [[ -d "$DIR" ]] || {
     log "nothing to take down in $DIR"
@@ -482,6 +500,9 @@ cmd_down() {
   [[ -f "$DIR/host/had-var-lib-cni" ]] || rm -rf /var/lib/cni
   [[ -f "$DIR/host/had-var-lib-kubelet" ]] || rm -rf /var/lib/kubelet
   [[ -f "$DIR/host/had-run-containerd" ]] || rm -rf /run/containerd
+  [[ -f "$DIR/host/had-run-netns" ]] || rmdir /run/netns 2>/dev/null || true
+  remove_new_entries /var/log/pods
+  remove_new_entries /var/log/containers
   rm -rf "$DIR"
   log "down in $((SECONDS - t0)) s (processes, containers, mounts, bridge, iptables, sysctls, cgroups put back)"
 }

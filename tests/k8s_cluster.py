@@ -46,6 +46,8 @@ SYSCTLS = (
 #: what the cluster tests report for the end of the run (tests/e2e/conftest.py prints it in pytest's
 #: summary, so `make test`'s quiet output shows the timeline too)
 SUMMARY: list[str] = []
+#: directories of the host that the kubelet, containerd and CNI create by default
+HOST_DIRS = ("/var/lib/kubelet", "/var/lib/cni", "/run/containerd", "/run/netns", "/etc/kubernetes")
 #: iptables chains that the node's parts create (kube-proxy, the kubelet, CNI, the isolation rule)
 NODE_CHAINS = re.compile(r"^:(KUBE-|CNI-|HADIS-)", re.M)
 
@@ -145,6 +147,10 @@ def _host_state() -> dict[str, str]:
     state = {k: _sysctl(k) for k in SYSCTLS}
     state["iptables chains"] = " ".join(sorted(NODE_CHAINS.findall(_run("iptables-save"))))
     state["ip6tables chains"] = " ".join(sorted(NODE_CHAINS.findall(_run("ip6tables-save"))))
+    for logs in ("/var/log/pods", "/var/log/containers"):  # the kubelet's container logs
+        state[logs] = " ".join(sorted(os.listdir(logs))) if os.path.isdir(logs) else ""
+    # directories the kubelet, containerd and CNI make by default
+    state["host directories"] = " ".join(p for p in HOST_DIRS if os.path.exists(p))
     return state
 
 
@@ -173,7 +179,14 @@ def leftovers(cluster_dir: Path, bridge: str, before: dict[str, str]) -> list[st
     if cluster_dir.exists():
         found.append(f"directory {cluster_dir}")
     after = _host_state()
-    found += [f"{k}: {before[k]!r} before, {after[k]!r} after" for k in before if after.get(k) != before[k]]
+    found += [
+        f"{k}: {before[k]!r} before, {after[k]!r} after"
+        for k in before
+        if after.get(k) != before[k] and not k.startswith("/var/log/")
+    ]
+    for logs in ("/var/log/pods", "/var/log/containers"):
+        now = set(os.listdir(logs)) if os.path.isdir(logs) else set()
+        found += [f"{logs}/{e}" for e in sorted(now - set(before.get(logs, "").split()))]
     if any(Path(f"/sys/fs/cgroup/{h}/kubepods").exists() for h in ("cpu", "memory", "pids")):
         found.append("cgroup kubepods")
     return found
