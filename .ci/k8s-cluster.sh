@@ -184,6 +184,9 @@ make_bridge() {
   touch "$DIR/host/made-bridge"
   ip addr add "$NODE_IP/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
+  # cluster IPs stay on this machine: kube-proxy rewrites those it serves; any other (a Service
+  # being deleted, a typo) goes to the bridge, where nobody answers, never to the default route
+  ip route add "$SERVICE_CIDR" dev "$BRIDGE" src "$NODE_IP"
 }
 
 isolate_pods() { # pods talk to the node and to each other, never past this machine
