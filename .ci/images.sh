@@ -61,19 +61,8 @@ die() {
   exit 1
 }
 
-ensure_packages() { # ensure_packages PKG...: install the missing ones from the Debian mirror
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  if [[ ${#missing[@]} -gt 0 ]]; then
-    [[ $(id -u) -eq 0 ]] || die "needs root (debootstrap, buildah's storage, containerd): missing ${missing[*]}"
-    log "installing Debian packages: ${missing[*]}"
-    apt-get update -qq
-    # containerd's maintainer scripts would start a system containerd; there is no init system here
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-}
+# shellcheck source=.ci/lib.sh
+source "$ROOT/.ci/lib.sh"
 
 bah() { # buildah on this script's own storage (not /var/lib/containers): `rm -rf` of the cache resets it
   buildah --root "$STORAGE" --runroot "$RUNROOT" --storage-driver "$DRIVER" "$@"

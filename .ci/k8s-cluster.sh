@@ -56,6 +56,9 @@ die() {
   log "ERROR: $*"
   exit 1
 }
+STATE_DIR="$DIR"
+# shellcheck source=.ci/lib.sh
+source "$HERE/lib.sh"
 
 k8s_local() { # the control plane script, on this cluster's directory, port and node address
   HADIS_K8S_DIR="$CP_DIR" HADIS_K8S_API_PORT="$API_PORT" HADIS_K8S_BIND_ADDRESS="$NODE_IP" \
@@ -66,54 +69,6 @@ bin_dir() { # where .ci/k8s-local.sh keeps the built binaries
   local d
   d=$(k8s_local bindir) || die "no Kubernetes binaries: run make k8s-local"
   echo "$d"
-}
-
-ensure_packages() {
-  local missing=() p
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  if [[ ${#missing[@]} -gt 0 ]]; then
-    log "installing Debian packages: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-}
-
-running() { # running PID: alive and not a zombie (an orphan waits for this machine's init to reap it)
-  [[ -r "/proc/$1/stat" ]] && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]
-}
-
-pid_alive() { [[ -f "$DIR/$1.pid" ]] && running "$(cat "$DIR/$1.pid")"; }
-
-launch() { # launch NAME CMD...: in the background, detached, logging to $DIR/logs/NAME.log
-  local name=$1
-  shift
-  nohup setsid "$@" >"$DIR/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$DIR/$name.pid"
-}
-
-wait_for() { # wait_for WHAT TIMEOUT CMD...
-  local what=$1 timeout=$2 t0=$SECONDS c
-  shift 2
-  until "$@"; do
-    for c in "${COMPONENTS[@]}"; do
-      if [[ -f "$DIR/$c.pid" ]] && ! pid_alive "$c"; then
-        log "$c exited while waiting for $what; its log:"
-        tail -n 40 "$DIR/logs/$c.log" >&2
-        return 1
-      fi
-    done
-    if ((SECONDS - t0 > timeout)); then
-      log "$what not ready after $timeout s; last log lines:"
-      for c in "${COMPONENTS[@]}"; do
-        [[ -f "$DIR/logs/$c.log" ]] && { echo "--- $c" >&2; tail -n 15 "$DIR/logs/$c.log" >&2; }
-      done
-      return 1
-    fi
-    sleep 0.5
-  done
-  log "$what ready after $((SECONDS - t0)) s"
 }
 
 kc() { kubectl --kubeconfig "$DIR/kubeconfig" "$@"; }
@@ -354,13 +309,8 @@ node_ready() {
 }
 
 kubernetes_service_answers() { # from the node's own Service rules: kube-proxy is in place
-  curl -sf --max-time 2 -o /dev/null "https://$(service_ip):443/healthz" --cacert "$CP_DIR/pki/ca.crt" \
+  curl -sf --max-time 2 -o /dev/null "https://$(first_ip "$SERVICE_CIDR"):443/healthz" --cacert "$CP_DIR/pki/ca.crt" \
     --cert "$CP_DIR/pki/admin.crt" --key "$CP_DIR/pki/admin.key"
-}
-
-service_ip() {
-  local net=${SERVICE_CIDR%/*}
-  echo "${net%.*}.$((${net##*.} + 1))"
 }
 
 dns_answers() { # the kubernetes Service by its cluster name, from dnsmasq
@@ -377,7 +327,7 @@ cmd_up() {
   fi
   [[ -d "$DIR" ]] && { log "a half-started cluster is in $DIR: taking it down first"; cmd_down; }
   local t0=$SECONDS
-  ensure_packages
+  ensure_packages "${PACKAGES[@]}"
   [[ "${HADIS_K8S_NO_BUILD:-0}" == 1 ]] || k8s_local build
   mkdir -p "$DIR/logs"
   trap 'log "up failed: taking down what was started"; cmd_down' ERR
@@ -398,18 +348,6 @@ cmd_up() {
   touch "$DIR/up"
   log "cluster up in $((SECONDS - t0)) s: export KUBECONFIG=$DIR/kubeconfig; images: .ci/images.sh import $CTR_SOCK"
   echo "$DIR/kubeconfig"
-}
-
-stop_pid() { # stop_pid NAME [SIGNAL_TIMEOUT_S]
-  local name=$1 timeout=${2:-10} pid
-  pid_alive "$name" || return 0
-  pid=$(cat "$DIR/$name.pid")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 $((timeout * 10))); do
-    running "$pid" || return 0
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null || true
 }
 
 remove_containers() { # every pod sandbox and container of the node, with their shims
@@ -535,7 +473,7 @@ cmd_env() {
 
 main() {
   case "${1:-}" in
-    install) ensure_packages ;;
+    install) ensure_packages "${PACKAGES[@]}" ;;
     up) cmd_up ;;
     down) cmd_down ;;
     env) cmd_env ;;

@@ -48,25 +48,16 @@ die() {
   log "ERROR: $*"
   exit 1
 }
+STATE_DIR="$RUN_DIR"
+COMPONENTS=(etcd kube-apiserver kube-controller-manager)
+# shellcheck source=.ci/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- build
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy pause)
 have_binaries() {
   local b
   for b in "${BINARIES[@]}"; do [[ -x "$BIN_DIR/$b" ]] || return 1; done
-}
-
-ensure_packages() {
-  local missing=()
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  if [[ ${#missing[@]} -gt 0 ]]; then
-    log "installing Debian packages: ${missing[*]}"
-    apt-get update -qq
-    # etcd-server's maintainer scripts try to start a system etcd; there is no init system here
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
 }
 
 ensure_deb_src() {
@@ -92,7 +83,7 @@ cmd_build() {
   fi
   local t0=$SECONDS
   ensure_deb_src
-  ensure_packages
+  ensure_packages "${PACKAGES[@]}"
   mkdir -p "$BUILD_DIR"
   local src
   src=$(find "$BUILD_DIR" -maxdepth 1 -type d -name 'kubernetes-*' | head -n1)
@@ -155,12 +146,6 @@ cmd_build() {
 }
 
 # ---------------------------------------------------------------- start / stop
-running() { # running PID: alive and not a zombie (an orphan waits for this machine's init to reap it)
-  [[ -r "/proc/$1/stat" ]] && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]
-}
-
-pid_alive() { [[ -f "$RUN_DIR/$1.pid" ]] && running "$(cat "$RUN_DIR/$1.pid")"; }
-
 port_free() { ! (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
 apiserver_ready() {
@@ -192,11 +177,6 @@ KUBECONFIG
   chmod 600 "$file"
 }
 
-service_ip() { # the first address of the Service range: the "kubernetes" Service's cluster IP
-  local net=${SERVICE_CIDR%/*}
-  echo "${net%.*}.$((${net##*.} + 1))"
-}
-
 issue_cert() { # issue_cert NAME SUBJECT [SERVER_SANS]: $RUN_DIR/pki/NAME.{crt,key}, signed by the CA
   local pki="$RUN_DIR/pki" ext="$RUN_DIR/pki/$1.ext"
   openssl req -newkey rsa:2048 -nodes -keyout "$pki/$1.key" -out "$pki/$1.csr" -subj "$2" 2>/dev/null
@@ -220,7 +200,7 @@ make_pki() { # a CA, the apiserver's serving certificate, client certificates, t
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.crt" -days 30 \
     -subj "/CN=hadis-local-ca" 2>/dev/null
   issue_cert apiserver "/CN=kube-apiserver" \
-    "IP:127.0.0.1,IP:$BIND_ADDRESS,IP:$(service_ip),DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:127.0.0.1,IP:$BIND_ADDRESS,IP:$(first_ip "$SERVICE_CIDR"),DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   issue_cert admin "/O=system:masters/CN=hadis-admin"
   issue_cert controller-manager "/CN=system:kube-controller-manager"
   # the apiserver's identity towards kubelets (logs, exec): a node's kubelet trusts this CA
@@ -237,37 +217,6 @@ cmd_credentials() { # credentials NAME SUBJECT [SERVER_SANS]: a certificate from
   issue_cert "$@"
   [[ -n "${3:-}" ]] || kubeconfig "$RUN_DIR/$1.kubeconfig" "$1"
   echo "$RUN_DIR/pki/$1.crt"
-}
-
-launch() { # launch NAME CMD...: run in the background, detached, logging to $RUN_DIR/logs/NAME.log
-  local name=$1
-  shift
-  nohup setsid "$@" >"$RUN_DIR/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN_DIR/$name.pid"
-}
-
-wait_for() { # wait_for WHAT TIMEOUT CMD...: poll CMD until it succeeds
-  local what=$1 timeout=$2 t0=$SECONDS
-  shift 2
-  until "$@"; do
-    if ((SECONDS - t0 > timeout)); then
-      log "$what not ready after ${timeout} s; last log lines:"
-      for f in "$RUN_DIR"/logs/*.log; do
-        echo "--- $f" >&2
-        tail -n 15 "$f" >&2
-      done
-      return 1
-    fi
-    for p in etcd kube-apiserver kube-controller-manager; do
-      if [[ -f "$RUN_DIR/$p.pid" ]] && ! pid_alive "$p"; then
-        log "$p exited; its log:"
-        tail -n 30 "$RUN_DIR/logs/$p.log" >&2
-        return 1
-      fi
-    done
-    sleep 0.5
-  done
-  log "$what ready after $((SECONDS - t0)) s"
 }
 
 default_service_account() { # created by the controller-manager's service-account controller
@@ -287,7 +236,7 @@ cmd_start() {
     die "kube-apiserver is not built in $BIN_DIR: run \`make k8s-local\` (.ci/k8s-local.sh build, 6-15 min once)"
   fi
   cmd_build
-  command -v etcd >/dev/null || ensure_packages
+  command -v etcd >/dev/null || ensure_packages "${PACKAGES[@]}"
   local t0=$SECONDS
   port_free "$API_PORT" "$BIND_ADDRESS" || die "port $API_PORT on $BIND_ADDRESS is taken (set HADIS_K8S_API_PORT)"
   for port in "$ETCD_PORT" "$ETCD_PEER_PORT"; do
@@ -342,18 +291,10 @@ cmd_stop() {
   local quiet=${1:-}
   local stopped=0
   for p in kube-controller-manager kube-apiserver etcd; do
-    if pid_alive "$p"; then
-      local pid
-      pid=$(cat "$RUN_DIR/$p.pid")
-      [[ -z "$quiet" ]] && log "stopping $p (pid $pid)"
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 100); do
-        running "$pid" || break
-        sleep 0.1
-      done
-      kill -9 "$pid" 2>/dev/null || true
-      stopped=1
-    fi
+    pid_alive "$p" || continue
+    [[ -z "$quiet" ]] && log "stopping $p (pid $(cat "$RUN_DIR/$p.pid"))"
+    stop_pid "$p"
+    stopped=1
   done
   rm -rf "$RUN_DIR"
   [[ -z "$quiet" ]] && log "stopped ($([[ $stopped == 1 ]] && echo "processes ended" || echo "nothing was running"); removed $RUN_DIR)"
