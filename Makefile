@@ -37,12 +37,13 @@ test: install-diffusers lint k8s-local prometheus-local cluster-deps cluster-ima
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-test-e2e: install k8s-local prometheus-local cluster-deps cluster-images  ## the e2e tests on a real control plane (etcd + kube-apiserver + controller-manager)
+test-e2e: install k8s-local prometheus-local cluster-deps cluster-images  ## the e2e tests on a real control plane and the one-node cluster
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
-# kube-apiserver + kube-controller-manager 1.20 from Debian's source package: built once (6-15 min on
-# 2 cores), cached in /opt/hadis-k8s; later runs reuse them. `.ci/k8s-local.sh start|stop|env` runs them.
-k8s-local:  ## build (or reuse) the local Kubernetes control plane that the e2e tests start
+# kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy and pause 1.20 from Debian's source
+# package: built once (6-10 min on 2 cores), cached in /opt/hadis-k8s; later runs reuse them.
+# `.ci/k8s-local.sh start|stop|env` runs the control plane, `.ci/k8s-cluster.sh up|down` the node too.
+k8s-local:  ## build (or reuse) the Kubernetes binaries that the e2e tests start
 	bash .ci/k8s-local.sh build
 
 prometheus-local:  ## install Debian's prometheus (once) for the tests that start a real Prometheus
