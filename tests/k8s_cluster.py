@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import tempfile
 import threading
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
+from hadis.local.processes import free_port
 from tests.prometheus_local import LocalPrometheus, Target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,12 +86,6 @@ class Cluster:
                 continue
         pids |= _descendants_of_shims(self.containerd)
         return sum(_rss_kib(p) for p in pids) / 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rss_kib(pid: int) -> int:
@@ -200,7 +194,7 @@ def running_cluster(bridge: str = "hadis0") -> Iterator[Cluster]:
     env = {
         **os.environ,
         "HADIS_CLUSTER_DIR": str(cluster_dir),
-        "HADIS_CLUSTER_API_PORT": str(_free_port()),
+        "HADIS_CLUSTER_API_PORT": str(free_port()),
         "HADIS_CLUSTER_BRIDGE": bridge,
         "HADIS_K8S_NO_BUILD": "1",
     }
